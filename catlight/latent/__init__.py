@@ -1,0 +1,37 @@
+"""The DiscreteLatent layer: parameterizations and gradient estimators (plain torch)."""
+
+from catlight.latent.estimators import (
+    CARMS,
+    Estimator,
+    Exact,
+    GumbelSoftmax,
+    LeaveOneOut,
+    MultiSampleEstimator,
+    Reinforce,
+    ReinMax,
+    RelaxedEstimator,
+    StraightThrough,
+    StraightThroughGumbelSoftmax,
+)
+from catlight.latent.layer import DiscreteLatent
+from catlight.latent.parameterizations import Catnat, Parameterization, Softmax
+from catlight.latent.sample import LatentSample
+
+__all__ = [
+    "CARMS",
+    "Catnat",
+    "DiscreteLatent",
+    "Estimator",
+    "Exact",
+    "GumbelSoftmax",
+    "LatentSample",
+    "LeaveOneOut",
+    "MultiSampleEstimator",
+    "Parameterization",
+    "ReinMax",
+    "Reinforce",
+    "RelaxedEstimator",
+    "Softmax",
+    "StraightThrough",
+    "StraightThroughGumbelSoftmax",
+]

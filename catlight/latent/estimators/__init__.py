@@ -1,0 +1,27 @@
+"""Gradient estimators for categorical variables, one family per module."""
+
+from catlight.latent.estimators.base import Estimator, MultiSampleEstimator
+from catlight.latent.estimators.carms import CARMS
+from catlight.latent.estimators.exact import Exact
+from catlight.latent.estimators.relaxed import (
+    GumbelSoftmax,
+    ReinMax,
+    RelaxedEstimator,
+    StraightThrough,
+    StraightThroughGumbelSoftmax,
+)
+from catlight.latent.estimators.score import LeaveOneOut, Reinforce
+
+__all__ = [
+    "CARMS",
+    "Estimator",
+    "Exact",
+    "GumbelSoftmax",
+    "LeaveOneOut",
+    "MultiSampleEstimator",
+    "ReinMax",
+    "Reinforce",
+    "RelaxedEstimator",
+    "StraightThrough",
+    "StraightThroughGumbelSoftmax",
+]

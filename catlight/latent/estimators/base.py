@@ -1,0 +1,88 @@
+"""The estimator interface and the sampling primitives every estimator shares.
+
+All sampling math runs in float32: uniforms are clamped away from 0 and 1 before
+any log, so Gumbel noise is finite whatever the autocast dtype of the scores.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from catlight.latent._checks import check_int_at_least
+from catlight.latent.sample import LatentSample
+
+__all__ = ["Estimator", "gumbel_noise", "sample_categories", "uniform_noise"]
+
+_FLOAT32 = torch.finfo(torch.float32)
+
+
+class Estimator(nn.Module):
+    """Base class: turns normalized log-probabilities into a :class:`LatentSample`.
+
+    Subclasses implement :meth:`forward`. They hold their settings as plain
+    attributes and any state that must survive a checkpoint (a temperature, a
+    moving-average baseline) as buffers.
+    """
+
+    num_samples: int = 1
+
+    def forward(self, log_probs: Tensor) -> LatentSample:
+        """Draw samples and attach the estimator's gradient rule.
+
+        Shapes:
+            - log_probs: ``(*batch, N, K)`` float32, normalized
+            - output: a LatentSample with ``z`` of shape ``(S, *batch, N, K)``
+        """
+        raise NotImplementedError
+
+    def check_num_categories(self, num_categories: int) -> None:
+        """Raise a ValueError if this estimator cannot serve ``num_categories``."""
+
+
+class MultiSampleEstimator(Estimator):
+    """An estimator that draws ``num_samples`` samples; validates that number."""
+
+    _min_samples = 1
+
+    def __init__(self, num_samples: int) -> None:
+        super().__init__()
+        check_int_at_least(type(self).__name__, "num_samples", num_samples, self._min_samples)
+        self.num_samples = num_samples
+
+
+def uniform_noise(shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """Float32 uniforms in the open interval (0, 1).
+
+    Shapes:
+        - output: ``shape``
+    """
+    noise = torch.rand(shape, device=device, dtype=torch.float32)
+    return noise.clamp_(_FLOAT32.tiny, 1.0 - _FLOAT32.eps)
+
+
+def gumbel_noise(shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """Standard Gumbel noise ``-log(-log u)`` in float32, always finite.
+
+    Shapes:
+        - output: ``shape``
+    """
+    return -torch.log(-torch.log(uniform_noise(shape, device)))
+
+
+def sample_categories(log_probs: Tensor, num_samples: int) -> Tensor:
+    """Independent one-hot samples by Gumbel-max.
+
+    Shapes:
+        - log_probs: ``(*batch, N, K)``
+        - output: ``(S, *batch, N, K)`` float32 one-hot, ``S = num_samples``
+    """
+    shape = (num_samples, *log_probs.shape)
+    perturbed = log_probs.detach() + gumbel_noise(shape, log_probs.device)
+    return one_hot(perturbed.argmax(-1), log_probs.shape[-1])
+
+
+def one_hot(indices: Tensor, num_categories: int) -> Tensor:
+    """Float32 one-hot encoding. Shapes: ``(*shape) -> (*shape, K)``."""
+    return F.one_hot(indices, num_categories).to(torch.float32)

@@ -1,0 +1,192 @@
+"""Pathwise estimators: Gumbel-Softmax, straight-through variants and ReinMax.
+
+All of them differentiate through ``z`` itself, so ``objective(cost)`` is just
+``cost.mean(0)``. The temperature ``tau`` is a buffer (checkpointed, and set by the
+annealing callback through :meth:`RelaxedEstimator.set_tau`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from catlight.latent._checks import check_positive
+from catlight.latent.estimators.base import (
+    MultiSampleEstimator,
+    gumbel_noise,
+    one_hot,
+    sample_categories,
+)
+from catlight.latent.sample import LatentSample
+
+__all__ = [
+    "GumbelSoftmax",
+    "ReinMax",
+    "RelaxedEstimator",
+    "StraightThrough",
+    "StraightThroughGumbelSoftmax",
+]
+
+
+def _mean_over_samples(cost: Tensor) -> Tensor:
+    return cost.mean(0)
+
+
+class RelaxedEstimator(MultiSampleEstimator):
+    """Base of the pathwise estimators: a temperature and a number of samples."""
+
+    _min_tau = 0.0
+
+    def __init__(self, tau: float, num_samples: int) -> None:
+        super().__init__(num_samples)
+        self._check_tau(tau)
+        self.register_buffer("tau", torch.tensor(float(tau)))
+
+    def _check_tau(self, tau: float) -> None:
+        name = type(self).__name__
+        check_positive(name, "tau", tau)
+        if tau < self._min_tau:
+            raise ValueError(f"{name}: tau must be >= {self._min_tau}, got {tau}")
+
+    def set_tau(self, tau: float) -> None:
+        """Set the temperature in place (keeps the buffer, its device and dtype)."""
+        self._check_tau(tau)
+        self.tau.fill_(tau)
+
+    def extra_repr(self) -> str:
+        """Settings shown in the module's repr."""
+        return f"tau={self.tau.item():.4g}, num_samples={self.num_samples}"
+
+    def forward(self, log_probs: Tensor) -> LatentSample:
+        """Draw ``num_samples`` samples; ``objective`` is the mean cost."""
+        return LatentSample(log_probs, self.relax(log_probs), _mean_over_samples)
+
+    def relax(self, log_probs: Tensor) -> Tensor:
+        """The differentiable sample. Shapes: ``(*batch, N, K) -> (S, *batch, N, K)``."""
+        raise NotImplementedError
+
+
+class GumbelSoftmax(RelaxedEstimator):
+    r"""Gumbel-Softmax / Concrete relaxation (Jang et al. 2017; Maddison et al. 2017).
+
+    ``z = softmax((log p + g) / tau)`` with Gumbel noise ``g``; the gradient is the
+    pathwise gradient through ``z``. With ``hard=True`` the forward value is the
+    one-hot ``argmax`` and the backward is the relaxed sample's (straight-through GS).
+
+    Args:
+        tau: temperature, > 0 (``0.1`` is safe: noise and softmax are float32).
+        hard: forward one-hot samples with the relaxed gradient.
+        num_samples: samples S drawn per example.
+
+    Raises:
+        ValueError: if ``tau <= 0`` or ``num_samples < 1``.
+
+    Shapes:
+        - log_probs: ``(*batch, N, K)``
+        - z: ``(S, *batch, N, K)``
+    """
+
+    def __init__(self, tau: float = 1.0, hard: bool = False, num_samples: int = 1) -> None:
+        super().__init__(tau, num_samples)
+        self.hard = hard
+
+    def extra_repr(self) -> str:
+        """Settings shown in the module's repr."""
+        return f"{super().extra_repr()}, hard={self.hard}"
+
+    def relax(self, log_probs: Tensor) -> Tensor:
+        """Relaxed (or straight-through one-hot) samples."""
+        shape = (self.num_samples, *log_probs.shape)
+        soft = torch.softmax((log_probs + gumbel_noise(shape, log_probs.device)) / self.tau, -1)
+        if not self.hard:
+            return soft
+        hard = one_hot(soft.argmax(-1), soft.shape[-1])
+        return hard - soft.detach() + soft
+
+
+class StraightThroughGumbelSoftmax(GumbelSoftmax):
+    """Straight-through Gumbel-Softmax: one-hot forward, relaxed backward.
+
+    The same as ``GumbelSoftmax(tau, hard=True)``.
+
+    Args:
+        tau: temperature of the backward relaxation, > 0.
+        num_samples: samples S drawn per example.
+    """
+
+    def __init__(self, tau: float = 1.0, num_samples: int = 1) -> None:
+        super().__init__(tau=tau, hard=True, num_samples=num_samples)
+
+
+class StraightThrough(RelaxedEstimator):
+    """Straight-through estimator (Bengio et al. 2013).
+
+    Forward: a one-hot sample ``D ~ Cat(p)``. Backward: as if
+    ``z = softmax(log p / tau)``, i.e. ``z = D + y - y.detach()``.
+
+    Args:
+        tau: temperature of the backward softmax, > 0.
+        num_samples: samples S drawn per example.
+    """
+
+    def __init__(self, tau: float = 1.0, num_samples: int = 1) -> None:
+        super().__init__(tau, num_samples)
+
+    def relax(self, log_probs: Tensor) -> Tensor:
+        """One-hot samples carrying the tempered-softmax gradient."""
+        samples = sample_categories(log_probs, self.num_samples)
+        soft = torch.softmax(log_probs / self.tau, -1)
+        return samples + (soft - soft.detach())
+
+
+class _ReinMaxFunction(torch.autograd.Function):
+    """Identity on the one-hot sample forward; ReinMax's second-order rule backward."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, samples: Tensor, tau: Tensor) -> Tensor:
+        ctx.save_for_backward(logits, samples, tau)
+        return samples.clone()
+
+    @staticmethod
+    def backward(ctx, grad_samples: Tensor) -> tuple[Tensor, None, None]:
+        logits, samples, tau = ctx.saved_tensors
+        grad_samples = grad_samples.float()
+        probs = torch.softmax(logits, -1)
+        midpoint = (torch.softmax(logits / tau, -1) + samples) / 2
+        grad = 2 * _softmax_jacobian_vector(midpoint, grad_samples)
+        grad = grad - _softmax_jacobian_vector(probs, grad_samples) / 2
+        return grad - grad.mean(-1, keepdim=True), None, None
+
+
+def _softmax_jacobian_vector(probs: Tensor, vector: Tensor) -> Tensor:
+    """``J(q)^T v = q * v - q * (q . v)``, the softmax Jacobian at ``q`` applied to v."""
+    weighted = probs * vector
+    return weighted - probs * weighted.sum(-1, keepdim=True)
+
+
+class ReinMax(RelaxedEstimator):
+    r"""ReinMax (Liu et al., NeurIPS 2023): a second-order straight-through estimator.
+
+    Forward: a one-hot sample ``D ~ Cat(pi)``, ``pi = softmax(theta)`` (here
+    ``theta = log p``, so ``pi = p``). Backward, with ``g = dL/dD`` and
+    ``pi_1 = (softmax(theta / tau) + D) / 2``:
+    ``grad_theta = 2 J(pi_1)^T g - J(pi)^T g / 2``, centred over the K categories.
+
+    Args:
+        tau: temperature of ``pi_1``; the authors require ``tau >= 1``.
+        num_samples: samples S drawn per example.
+
+    Raises:
+        ValueError: if ``tau < 1``.
+    """
+
+    _min_tau = 1.0
+
+    def __init__(self, tau: float = 1.0, num_samples: int = 1) -> None:
+        super().__init__(tau, num_samples)
+
+    def relax(self, log_probs: Tensor) -> Tensor:
+        """One-hot samples whose backward is ReinMax's rule."""
+        samples = sample_categories(log_probs, self.num_samples)
+        logits = log_probs.expand(self.num_samples, *log_probs.shape)
+        return _ReinMaxFunction.apply(logits, samples, self.tau)

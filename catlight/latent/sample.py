@@ -1,0 +1,98 @@
+"""LatentSample: what a DiscreteLatent returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["LatentSample"]
+
+
+class LatentSample:
+    """Samples of N categorical variables with the estimator's gradient attached.
+
+    Built by an estimator; model code reads :attr:`z`, computes one cost per sample
+    and per example, and minimises :meth:`objective` of it. The same model code is
+    correct for every estimator.
+
+    Args:
+        log_probs: normalized float32 log-probabilities of the distribution q.
+        z: samples fed downstream, one-hot or relaxed, with the sample dim first.
+        objective: the estimator's rule turning ``cost`` into a surrogate loss whose
+            value estimates ``E_q[cost]`` and whose gradient is the estimator's.
+
+    Shapes:
+        - log_probs: ``(*batch, N, K)``
+        - z: ``(S, *batch, N, K)``, ``S = num_samples`` (1, n, or K^N for Exact)
+        - cost (argument of :meth:`objective`): ``(S, *batch)``
+        - objective, entropy / kl: ``(*batch)``, ``(*batch, N)``
+    """
+
+    def __init__(self, log_probs: Tensor, z: Tensor, objective: Callable[[Tensor], Tensor]) -> None:
+        self.log_probs = log_probs
+        self.z = z
+        self._objective = objective
+
+    @property
+    def num_samples(self) -> int:
+        """S, the number of samples along the leading dimension of :attr:`z`."""
+        return self.z.shape[0]
+
+    @property
+    def probs(self) -> Tensor:
+        """Probabilities ``exp(log_probs)``, shape ``(*batch, N, K)``."""
+        return self.log_probs.exp()
+
+    def objective(self, cost: Tensor) -> Tensor:
+        """Surrogate loss for ``E_q[cost]``.
+
+        Its value is the estimate of ``E_q[cost]`` (the mean over samples, or the
+        exact expectation for Exact); its gradient is the estimator's gradient for the
+        scores and the pathwise gradient for whatever produced ``cost``.
+
+        Shapes:
+            - cost: ``(S, *batch)``, one cost per sample and example
+            - output: ``(*batch)``
+
+        Raises:
+            ValueError: if ``cost`` does not have shape ``(S, *batch)``.
+        """
+        expected = (self.num_samples, *self.log_probs.shape[:-2])
+        if tuple(cost.shape) != expected:
+            raise ValueError(
+                f"LatentSample.objective: cost must have shape (S, *batch) = {expected}, "
+                f"got {tuple(cost.shape)}; reduce over everything but the sample and "
+                "batch dimensions first"
+            )
+        return self._objective(cost.float())
+
+    def kl(self, prior_log_probs: Tensor | None = None) -> Tensor:
+        """KL(q || prior) for each variable, uniform prior by default.
+
+        Shapes:
+            - prior_log_probs: broadcastable to ``(*batch, N, K)``, normalized
+            - output: ``(*batch, N)``
+        """
+        num_categories = self.log_probs.shape[-1]
+        if prior_log_probs is None:
+            return math.log(num_categories) - self.entropy()
+        if prior_log_probs.shape[-1] != num_categories:
+            raise ValueError(
+                f"LatentSample.kl: prior_log_probs must end in K = {num_categories} "
+                f"categories, got shape {tuple(prior_log_probs.shape)}"
+            )
+        probs = self.probs
+        terms = probs * (self.log_probs - prior_log_probs.float())
+        return torch.where(probs > 0, terms, torch.zeros_like(terms)).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """Entropy of each variable, shape ``(*batch, N)``."""
+        probs = self.probs
+        terms = probs * self.log_probs
+        return -torch.where(probs > 0, terms, torch.zeros_like(terms)).sum(-1)
+
+    def __repr__(self) -> str:
+        return f"LatentSample(log_probs={tuple(self.log_probs.shape)}, z={tuple(self.z.shape)})"
