@@ -39,10 +39,11 @@ class RelaxedEstimator(MultiSampleEstimator):
 
     def __init__(self, tau: float, num_samples: int) -> None:
         super().__init__(num_samples)
-        self._check_tau(tau)
+        self.check_tau(tau)
         self.register_buffer("tau", torch.tensor(float(tau)))
 
-    def _check_tau(self, tau: float) -> None:
+    def check_tau(self, tau: float) -> None:
+        """Raise a ValueError if ``tau`` is not a valid temperature for this estimator."""
         name = type(self).__name__
         check_positive(name, "tau", tau)
         if tau < self._min_tau:
@@ -50,7 +51,7 @@ class RelaxedEstimator(MultiSampleEstimator):
 
     def set_tau(self, tau: float) -> None:
         """Set the temperature in place (keeps the buffer, its device and dtype)."""
-        self._check_tau(tau)
+        self.check_tau(tau)
         self.tau.fill_(tau)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,140 @@
+"""Callbacks: temperature annealing and image logging."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from catlight.latent import RelaxedEstimator
+
+__all__ = ["ImageSamples", "TemperatureAnnealing"]
+
+
+class TemperatureAnnealing(Callback):
+    r"""Anneal the temperature of every relaxed estimator in the model.
+
+    ``tau = max(tau_min, tau0 * exp(-rate * step))``, set every ``interval`` training
+    steps (the Gumbel-Softmax paper's schedule: ``tau0 = 1``, ``tau_min = 0.5``,
+    ``rate`` in {1e-5, 1e-4}, ``interval`` in {500, 1000}) and logged as ``tau``.
+    The temperature is a function of the global step and is also a checkpointed
+    buffer of the estimator, so a resumed run continues the same schedule.
+
+    Args:
+        tau0: the initial temperature.
+        tau_min: the floor.
+        rate: the exponential decay rate per step.
+        interval: steps between updates.
+
+    Raises:
+        ValueError: for non-positive temperatures, a negative rate or interval < 1;
+            at fit start, if the model has no relaxed estimator or a temperature is
+            invalid for one (ReinMax needs tau >= 1).
+    """
+
+    def __init__(
+        self, tau0: float = 1.0, tau_min: float = 0.5, rate: float = 1e-4, interval: int = 1000
+    ) -> None:
+        if not (tau0 > 0 and tau_min > 0):
+            raise ValueError(
+                f"TemperatureAnnealing: tau0 and tau_min must be > 0, got {tau0}, {tau_min}"
+            )
+        if rate < 0 or interval < 1:
+            raise ValueError(
+                f"TemperatureAnnealing: rate must be >= 0 and interval >= 1, got {rate}, {interval}"
+            )
+        self.tau0 = tau0
+        self.tau_min = tau_min
+        self.rate = rate
+        self.interval = interval
+
+    def temperature(self, step: int) -> float:
+        """The schedule's temperature at a training step."""
+        updated_at = step - step % self.interval
+        return max(self.tau_min, self.tau0 * math.exp(-self.rate * updated_at))
+
+    def _estimators(self, pl_module: LightningModule) -> list[RelaxedEstimator]:
+        return [m for m in pl_module.modules() if isinstance(m, RelaxedEstimator)]
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+        estimators = self._estimators(pl_module)
+        if not estimators:
+            raise ValueError(
+                "TemperatureAnnealing: the model has no relaxed estimator (GumbelSoftmax, "
+                "StraightThrough, ReinMax, ...) whose temperature it could anneal"
+            )
+        for estimator in estimators:
+            estimator.check_tau(self.tau0)
+            estimator.check_tau(self.tau_min)
+            estimator.set_tau(self.temperature(trainer.global_step))
+
+    def on_train_batch_start(  # noqa: D102
+        self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        tau = self.temperature(step)
+        if step % self.interval == 0:
+            for estimator in self._estimators(pl_module):
+                estimator.set_tau(tau)
+        pl_module.log("tau", tau)
+
+
+class ImageSamples(Callback):
+    """Log reconstructions of validation images and samples from the prior.
+
+    After each validation epoch, for a model with a ``reconstruct(images)`` method
+    (and optionally ``sample(num_images)``) returning pixel means
+    ``(B, height * width)``: logs an image grid of inputs beside their
+    reconstructions, and one of samples, to TensorBoard (other loggers are skipped).
+
+    Args:
+        num_images: images per grid.
+        height: image height (width = pixels / height).
+    """
+
+    def __init__(self, num_images: int = 32, height: int = 28) -> None:
+        self.num_images = num_images
+        self.height = height
+        self._inputs: torch.Tensor | None = None
+
+    def on_validation_batch_end(  # noqa: D102
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: object,
+        batch: tuple[torch.Tensor, ...],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx == 0:
+            self._inputs = batch[0][: self.num_images]
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+        logger = trainer.logger
+        if (
+            self._inputs is None
+            or trainer.sanity_checking
+            or not isinstance(logger, TensorBoardLogger)
+            or not trainer.is_global_zero
+        ):
+            return
+        inputs = self._inputs
+        reconstructions = pl_module.reconstruct(inputs)
+        pairs = torch.stack([inputs.float(), reconstructions], 1).flatten(0, 1)
+        step = trainer.global_step
+        logger.experiment.add_images("reconstructions", self._grid(pairs), step)
+        if hasattr(pl_module, "sample"):
+            samples = pl_module.sample(self.num_images)
+            logger.experiment.add_images("prior_samples", self._grid(samples), step)
+
+    def _grid(self, images: torch.Tensor) -> torch.Tensor:
+        """Tile ``(B, H * W)`` pixel means into one ``(1, 1, rows * H, 8 * W)`` image."""
+        columns = 8
+        images = images.detach().float().cpu().view(images.shape[0], self.height, -1)
+        rows = -(-images.shape[0] // columns)
+        padded = torch.zeros(rows * columns, *images.shape[1:])
+        padded[: images.shape[0]] = images
+        tiles = padded.view(rows, columns, *images.shape[1:]).permute(0, 2, 1, 3)
+        return tiles.reshape(1, 1, rows * images.shape[1], columns * images.shape[2])

@@ -1,0 +1,312 @@
+"""Image data: binarized MNIST (fixed binarization), MNIST and Fashion-MNIST.
+
+Every data module keeps its splits as byte tensors, moves them to the training device
+once, and serves batches with :class:`~catlight.data.tensor_loader.TensorLoader`.
+A batch is a tuple: ``(images,)`` for binarized MNIST, ``(images, labels)`` for the
+labelled sets; ``images`` is float32 ``(B, 784)`` with values in ``{0, 1}`` (or in
+``[0, 1]`` without binarization), ``labels`` int64 ``(B,)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+
+from catlight.data.download import DataFileError, ensure_file
+from catlight.data.idx import read_idx
+from catlight.data.tensor_loader import TensorLoader
+
+__all__ = [
+    "BinarizedMNISTDataModule",
+    "FashionMNISTDataModule",
+    "ImageDataModule",
+    "MNISTDataModule",
+]
+
+Split = tuple[Tensor, ...]
+
+
+class ImageDataModule(LightningDataModule):
+    """Base class: splits held as tensors, served from the training device.
+
+    Subclasses implement :meth:`prepare_data` (download, on rank 0) and
+    :meth:`load_splits` (read the files into ``train``/``valid``/``test`` tuples of
+    byte tensors) and may override :meth:`to_float` to binarize.
+
+    Args:
+        data_dir: where the files are read from (and downloaded to).
+        batch_size: training batch size per process.
+        eval_batch_size: batch size for validation and test.
+        download: fetch missing files; when False a missing file is an error that
+            names it.
+        on_device: keep the data on the training device (no DataLoader workers).
+        train_size: use only the first ``train_size`` training examples (quick runs).
+        seed: seed of the shuffling.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        download: bool = True,
+        on_device: bool = True,
+        train_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError(
+                f"{type(self).__name__}: batch_size and eval_batch_size must be >= 1, "
+                f"got {batch_size} and {eval_batch_size}"
+            )
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.download = download
+        self.on_device = on_device
+        self.train_size = train_size
+        self.seed = seed
+        self.splits: dict[str, Split] = {}
+
+    def load_splits(self) -> dict[str, Split]:
+        """Read ``train``, ``valid`` and ``test`` as tuples of CPU tensors."""
+        raise NotImplementedError
+
+    def to_float(self, batch: Split) -> Split:
+        """Turn a batch of stored bytes into model inputs (float images)."""
+        images, *rest = batch
+        return (images.float(), *rest)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits once (every process)."""
+        if self.splits:
+            return
+        splits = self.load_splits()
+        if self.train_size is not None:
+            splits["train"] = tuple(t[: self.train_size] for t in splits["train"])
+        self.splits = splits
+
+    @property
+    def image_size(self) -> int:
+        """Pixels per image (784 for the MNIST family)."""
+        return 784
+
+    def _loader(self, split: str, train: bool) -> TensorLoader:
+        if not self.splits:
+            self.setup()
+        trainer = self.trainer
+        device = trainer.strategy.root_device if (trainer and self.on_device) else "cpu"
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        tensors = tuple(tensor.to(device) for tensor in self.splits[split])
+        self.splits[split] = tensors
+        return TensorLoader(
+            tensors,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            transform=self.to_float,
+            seed=self.seed,
+            rank=rank,
+            world_size=world_size,
+        )
+
+    def train_dataloader(self) -> TensorLoader:  # noqa: D102
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> TensorLoader:  # noqa: D102
+        return self._loader("valid", train=False)
+
+    def test_dataloader(self) -> TensorLoader:  # noqa: D102
+        return self._loader("test", train=False)
+
+    def predict_dataloader(self) -> TensorLoader:  # noqa: D102
+        return self._loader("test", train=False)
+
+
+_AMAT_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
+_AMAT_SHA256 = {
+    "train": "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d",
+    "valid": "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2",
+    "test": "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c",
+}
+
+
+class BinarizedMNISTDataModule(ImageDataModule):
+    """Binarized MNIST with the standard fixed binarization (Larochelle & Murray 2011).
+
+    50,000 / 10,000 / 10,000 images, no labels. Reads ``binarized_mnist.npz`` (arrays
+    ``train``, ``valid``, ``test`` of shape ``(n, 784)``) from ``data_dir`` when present,
+    else the three ``binarized_mnist_{train,valid,test}.amat`` text files, downloading
+    them (checksummed) when missing. The parsed arrays are cached as the ``.npz``.
+
+    Batches: ``(images,)`` with images float32 ``(B, 784)`` in ``{0, 1}``.
+    """
+
+    npz_name = "binarized_mnist.npz"
+
+    def prepare_data(self) -> None:
+        """Download the ``.amat`` files unless the ``.npz`` is already there."""
+        if (self.data_dir / self.npz_name).exists():
+            return
+        for split, checksum in _AMAT_SHA256.items():
+            name = f"binarized_mnist_{split}.amat"
+            ensure_file(self.data_dir / name, _AMAT_URL + name, checksum, self.download)
+
+    def load_splits(self) -> dict[str, Split]:
+        """Read the ``.npz`` (or parse and cache the ``.amat`` files)."""
+        npz_path = self.data_dir / self.npz_name
+        if not npz_path.exists():
+            self.prepare_data()
+            arrays = {
+                split: _read_amat(self.data_dir / f"binarized_mnist_{split}.amat")
+                for split in _AMAT_SHA256
+            }
+            np.savez(npz_path, **arrays)
+        with np.load(npz_path) as archive:
+            missing = {"train", "valid", "test"} - set(archive.files)
+            if missing:
+                raise DataFileError(f"{npz_path} lacks the arrays {sorted(missing)}")
+            return {
+                split: (torch.from_numpy(archive[split].astype(np.uint8)),)
+                for split in ("train", "valid", "test")
+            }
+
+
+def _read_amat(path: Path) -> np.ndarray:
+    """Parse an ``.amat`` file: one image a line, 784 space-separated 0/1 digits."""
+    raw = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    line_length = 2 * 784  # digit + separator (space, or the newline at the end)
+    if raw.size % line_length or not set(np.unique(raw[0::2])) <= {ord("0"), ord("1")}:
+        raise ValueError(f"{path} is not a binarized MNIST .amat file")
+    return (raw[0::2] - ord("0")).reshape(-1, 784)
+
+
+_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+_IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+_MNIST_SHA256 = {
+    "train_images": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train_labels": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "test_images": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "test_labels": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+_FASHION_SHA256 = {
+    "train_images": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train_labels": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "test_images": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "test_labels": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+
+Binarization = Literal["dynamic", "fixed", "threshold", "none"]
+
+
+class MNISTDataModule(ImageDataModule):
+    """MNIST from its IDX files, with labels: 50,000 / 10,000 (last of train) / 10,000.
+
+    Args:
+        binarization: ``"dynamic"`` (a new Bernoulli draw of every pixel each time an
+            image is served), ``"fixed"`` (one Bernoulli draw with ``seed``, kept),
+            ``"threshold"`` (pixel > 127) or ``"none"`` (grey levels in [0, 1]).
+        valid_size: training images held out for validation (the last ones).
+        **kwargs: see :class:`ImageDataModule`.
+
+    Batches: ``(images, labels)``, images float32 ``(B, 784)``, labels int64 ``(B,)``.
+    """
+
+    url = _MNIST_URL
+    checksums = _MNIST_SHA256
+    folder = "mnist"
+    system_dirs: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        binarization: Binarization = "dynamic",
+        valid_size: int = 10000,
+        batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        download: bool = True,
+        on_device: bool = True,
+        train_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            data_dir, batch_size, eval_batch_size, download, on_device, train_size, seed
+        )
+        if binarization not in ("dynamic", "fixed", "threshold", "none"):
+            raise ValueError(
+                f"{type(self).__name__}: binarization must be 'dynamic', 'fixed', "
+                f"'threshold' or 'none', got {binarization!r}"
+            )
+        self.binarization = binarization
+        self.valid_size = valid_size
+
+    def _path(self, key: str) -> Path:
+        name = _IDX_FILES[key]
+        for folder in (self.data_dir / self.folder, self.data_dir, *map(Path, self.system_dirs)):
+            if (folder / name).exists():
+                return folder / name
+        return self.data_dir / self.folder / name
+
+    def prepare_data(self) -> None:
+        """Download whichever of the four IDX files is missing."""
+        for key, name in _IDX_FILES.items():
+            ensure_file(self._path(key), self.url + name, self.checksums[key], self.download)
+
+    def load_splits(self) -> dict[str, Split]:
+        """Read the IDX files; binarize once when the binarization is fixed."""
+        self.prepare_data()
+        arrays = {key: read_idx(self._path(key)) for key in _IDX_FILES}
+        images = {
+            "train": torch.from_numpy(arrays["train_images"].reshape(-1, 784).copy()),
+            "test": torch.from_numpy(arrays["test_images"].reshape(-1, 784).copy()),
+        }
+        labels = {
+            "train": torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+            "test": torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        }
+        if self.binarization == "fixed":
+            generator = torch.Generator().manual_seed(self.seed)
+            for split, pixels in images.items():
+                draw = torch.rand(pixels.shape, generator=generator) < pixels.float() / 255
+                images[split] = draw.to(torch.uint8) * 255
+        cut = images["train"].shape[0] - self.valid_size
+        return {
+            "train": (images["train"][:cut], labels["train"][:cut]),
+            "valid": (images["train"][cut:], labels["train"][cut:]),
+            "test": (images["test"], labels["test"]),
+        }
+
+    def to_float(self, batch: Split) -> Split:
+        """Bytes to float images, binarized as configured."""
+        pixels, labels = batch
+        grey = pixels.float() / 255
+        if self.binarization == "dynamic":
+            return torch.bernoulli(grey), labels
+        if self.binarization == "none":
+            return grey, labels
+        return (pixels > 127).float(), labels
+
+
+class FashionMNISTDataModule(MNISTDataModule):
+    """Fashion-MNIST from its IDX files; same interface as :class:`MNISTDataModule`.
+
+    Also finds the files that Debian's ``dataset-fashion-mnist`` package installs in
+    ``/usr/share/datasets/fashion-mnist/``.
+    """
+
+    url = _FASHION_URL
+    checksums = _FASHION_SHA256
+    folder = "fashion-mnist"
+    system_dirs = ("/usr/share/datasets/fashion-mnist",)

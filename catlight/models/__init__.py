@@ -1,0 +1,6 @@
+"""LightningModules built on the DiscreteLatent layer."""
+
+from catlight.models.sbn import StructuredOutputPrediction
+from catlight.models.vae import CategoricalVAE
+
+__all__ = ["CategoricalVAE", "StructuredOutputPrediction"]

@@ -1,0 +1,44 @@
+"""Small network builders shared by the models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from torch import nn
+
+__all__ = ["Activation", "mlp"]
+
+Activation = Literal["relu", "leaky_relu", "tanh", "elu"]
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+}
+
+
+def mlp(sizes: Sequence[int], activation: Activation = "relu") -> nn.Sequential:
+    """A multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``, no activation at the end.
+
+    ``mlp([784, 200])`` is a single linear layer.
+
+    Raises:
+        ValueError: for fewer than two sizes, a size < 1 or an unknown activation.
+
+    Shapes:
+        - input: ``(*, sizes[0])``; output: ``(*, sizes[-1])``
+    """
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"mlp: sizes must list >= 2 positive widths, got {list(sizes)}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(
+            f"mlp: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+        )
+    layers: list[nn.Module] = []
+    for index, (width_in, width_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if index:
+            layers.append(_ACTIVATIONS[activation]())
+        layers.append(nn.Linear(width_in, width_out))
+    return nn.Sequential(*layers)

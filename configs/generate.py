@@ -1,0 +1,169 @@
+"""Write the configs of configs/vae and configs/sbn: one file per estimator x setting.
+
+The configs share everything but the latent and a few hyperparameters, so they are
+generated from the tables below rather than edited one by one:
+
+    python configs/generate.py          # rewrite them
+    python configs/generate.py --check  # exit 1 if a committed file is out of date
+
+The settings follow REFERENCE.md section 4 (Gumbel-Softmax Table 1, ReinMax's grid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIGS = Path(__file__).resolve().parent
+
+# estimator name -> (class_path, init_args, anneal the temperature?, learning rate)
+ESTIMATORS: dict[str, tuple[str, dict[str, Any], bool, float]] = {
+    "gs": ("GumbelSoftmax", {"tau": 1.0}, True, 1e-3),
+    "st_gs": ("StraightThroughGumbelSoftmax", {"tau": 1.0}, True, 1e-3),
+    "st": ("StraightThrough", {"tau": 1.0}, False, 1e-3),
+    "reinmax": ("ReinMax", {"tau": 1.3}, False, 5e-4),
+    "reinforce": ("Reinforce", {"num_samples": 1, "baseline": "moving_average"}, False, 1e-3),
+    "loo": ("LeaveOneOut", {"num_samples": 4}, False, 1e-3),
+    "carms": ("CARMS", {"num_samples": 4}, False, 1e-3),
+}
+PARAMETERIZATIONS = {"softmax": "Softmax", "catnat": "Catnat"}
+# the Gumbel-Softmax paper's schedule, tau = max(0.5, exp(-rate * step))
+ANNEALING = {"tau0": 1.0, "tau_min": 0.5, "rate": 3e-5, "interval": 500}
+# latent settings of Table 1: 20 x 10 categorical, and 200 Bernoulli as K = 2
+LATENTS = {"categorical": (20, 10), "bernoulli": (200, 2)}
+# ReinMax's VAE grid, categories x latents, and its temperatures
+REINMAX_GRID = [(8, 4, 1.3), (4, 24, 1.5), (8, 16, 1.5), (16, 12, 1.5), (64, 8, 1.5), (10, 30, 1.3)]
+
+DATA = {
+    "class_path": "BinarizedMNISTDataModule",
+    "init_args": {"data_dir": "data/binarized_mnist", "batch_size": 100},
+}
+
+
+def latent(
+    num_categories: int, parameterization: str, estimator: str, init_args: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``latent`` block of a model."""
+    return {
+        "class_path": "DiscreteLatent",
+        "init_args": {
+            "num_categories": num_categories,
+            "parameterization": parameterization,
+            "estimator": {"class_path": estimator, "init_args": init_args},
+        },
+    }
+
+
+def trainer(max_epochs: int, anneal: bool) -> dict[str, Any]:
+    """The ``trainer`` block: epochs, checkpoints of the best validation metric, images."""
+    callbacks: list[dict[str, Any]] = [{"class_path": "ImageSamples"}]
+    if anneal:
+        callbacks.insert(0, {"class_path": "TemperatureAnnealing", "init_args": ANNEALING})
+    return {"max_epochs": max_epochs, "callbacks": callbacks}
+
+
+def vae_config(
+    num_latents: int,
+    num_categories: int,
+    parameterization: str,
+    estimator: str,
+    max_epochs: int = 160,
+) -> dict[str, Any]:
+    """A CategoricalVAE config (784-512-256 MLPs, batch 100, analytic KL)."""
+    class_path, init_args, anneal, learning_rate = ESTIMATORS[estimator]
+    return {
+        "seed_everything": 0,
+        "trainer": trainer(max_epochs, anneal),
+        "model": {
+            "class_path": "CategoricalVAE",
+            "init_args": {
+                "num_latents": num_latents,
+                "learning_rate": learning_rate,
+                "latent": latent(
+                    num_categories, PARAMETERIZATIONS[parameterization], class_path, init_args
+                ),
+            },
+        },
+        "data": DATA,
+    }
+
+
+def sbn_config(
+    num_latents: int, num_categories: int, parameterization: str, estimator: str
+) -> dict[str, Any]:
+    """A two-layer StructuredOutputPrediction config (392-(N x K)-(N x K)-392)."""
+    class_path, init_args, anneal, learning_rate = ESTIMATORS[estimator]
+    return {
+        "seed_everything": 0,
+        "trainer": trainer(100, anneal),
+        "model": {
+            "class_path": "StructuredOutputPrediction",
+            "init_args": {
+                "num_latents": num_latents,
+                "num_layers": 2,
+                "learning_rate": learning_rate,
+                "latent": latent(
+                    num_categories, PARAMETERIZATIONS[parameterization], class_path, init_args
+                ),
+            },
+        },
+        "data": DATA,
+    }
+
+
+def all_configs() -> dict[Path, dict[str, Any]]:
+    """Every generated config, by path."""
+    configs: dict[Path, dict[str, Any]] = {}
+    for kind, (num_latents, num_categories) in LATENTS.items():
+        for estimator in ESTIMATORS:
+            for parameterization in PARAMETERIZATIONS:
+                name = f"{estimator}_{parameterization}.yaml"
+                configs[CONFIGS / "vae" / kind / name] = vae_config(
+                    num_latents, num_categories, parameterization, estimator
+                )
+                configs[CONFIGS / "sbn" / kind / name] = sbn_config(
+                    num_latents, num_categories, parameterization, estimator
+                )
+    for num_categories, num_latents, tau in REINMAX_GRID:
+        config = vae_config(num_latents, num_categories, "softmax", "reinmax")
+        estimator = config["model"]["init_args"]["latent"]["init_args"]["estimator"]
+        estimator["init_args"] = {"tau": tau}
+        name = f"reinmax_{num_categories}x{num_latents}.yaml"
+        configs[CONFIGS / "vae" / "reinmax_grid" / name] = config
+    return configs
+
+
+def render(config: dict[str, Any], path: Path) -> str:
+    """YAML text of a config, with a header naming its origin and how to run it."""
+    header = (
+        "# Generated by configs/generate.py; edit the tables there, not this file.\n"
+        f"# catlight fit --config {path.relative_to(CONFIGS.parent)}\n"
+    )
+    return header + yaml.safe_dump(config, sort_keys=False)
+
+
+def main() -> int:
+    """Write (or with --check, compare) every generated config."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale files")
+    args = parser.parse_args()
+    stale = []
+    for path, config in all_configs().items():
+        text = render(config, path)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for path in stale:
+        print(f"out of date: {path}", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
