@@ -16,11 +16,11 @@ __all__ = ["ImageSamples", "TemperatureAnnealing"]
 class TemperatureAnnealing(Callback):
     r"""Anneal the temperature of every relaxed estimator in the model.
 
-    ``tau = max(tau_min, tau0 * exp(-rate * step))``, set every ``interval`` training
-    steps (the Gumbel-Softmax paper's schedule: ``tau0 = 1``, ``tau_min = 0.5``,
-    ``rate`` in {1e-5, 1e-4}, ``interval`` in {500, 1000}) and logged as ``tau``.
-    The temperature is a function of the global step and is also a checkpointed
-    buffer of the estimator, so a resumed run continues the same schedule.
+    ``tau = max(tau_min, tau0 * exp(-rate * step))``, updated every ``interval``
+    training steps (piecewise constant in between; the Gumbel-Softmax paper's schedule:
+    ``tau0 = 1``, ``tau_min = 0.5``, ``rate`` in {1e-5, 1e-4}, ``interval`` in
+    {500, 1000}) and logged as ``tau``. The temperature is a function of the global
+    step, set before every training batch, so a resumed run continues the schedule.
 
     Args:
         tau0: the initial temperature.
@@ -68,16 +68,14 @@ class TemperatureAnnealing(Callback):
         for estimator in estimators:
             estimator.check_tau(self.tau0)
             estimator.check_tau(self.tau_min)
-            estimator.set_tau(self.temperature(trainer.global_step))
 
     def on_train_batch_start(  # noqa: D102
         self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int
     ) -> None:
-        step = trainer.global_step
-        tau = self.temperature(step)
-        if step % self.interval == 0:
-            for estimator in self._estimators(pl_module):
-                estimator.set_tau(tau)
+        # set at every step (a scalar fill): right after a resume too, whatever the step
+        tau = self.temperature(trainer.global_step)
+        for estimator in self._estimators(pl_module):
+            estimator.set_tau(tau)
         pl_module.log("tau", tau)
 
 

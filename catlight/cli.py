@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
 # imported so that YAML and the command line can name their classes by short name
@@ -19,7 +22,20 @@ class CatlightCLI(LightningCLI):
     ``fit``, ``validate``, ``test`` and ``predict`` subcommands; every YAML key can be
     overridden on the command line (``--model.latent.estimator ReinMax
     --model.latent.estimator.tau 1.3``); the resolved config is saved with every run.
+    ``CatlightCLI(args=[...], run=False)`` builds the model, data and trainer of a
+    config without running anything (for scripts and benchmarks).
+
+    Args:
+        args: command-line arguments (``sys.argv[1:]`` when None).
+        run: run the subcommand; when False, ``args`` hold no subcommand.
+        **kwargs: passed to LightningCLI.
     """
+
+    def __init__(self, args: ArgsType = None, run: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(args=args, run=run, **kwargs)
 
 
 def main(args: ArgsType = None) -> None:
@@ -27,11 +43,12 @@ def main(args: ArgsType = None) -> None:
 
     Example::
 
-        catlight fit --config configs/vae/gs_softmax.yaml --trainer.max_epochs 10
+        catlight fit --config configs/vae/categorical/gs_softmax.yaml --trainer.max_epochs 10
     """
-    CatlightCLI(
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
+    with warnings.catch_warnings():
+        # version skew between lightning, jsonargparse and torch: nothing a user can fix
+        warnings.filterwarnings(
+            "ignore", category=DeprecationWarning, module="lightning.pytorch.cli"
+        )
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+        CatlightCLI(args=args)

@@ -105,7 +105,7 @@ class ImageDataModule(LightningDataModule):
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         tensors = tuple(tensor.to(device) for tensor in self.splits[split])
         self.splits[split] = tensors
-        return TensorLoader(
+        loader = TensorLoader(
             tensors,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
@@ -115,6 +115,9 @@ class ImageDataModule(LightningDataModule):
             rank=rank,
             world_size=world_size,
         )
+        if trainer is not None:
+            loader.epoch = trainer.current_epoch  # a resumed run continues the shuffling
+        return loader
 
     def train_dataloader(self) -> TensorLoader:  # noqa: D102
         return self._loader("train", train=True)
@@ -151,23 +154,29 @@ class BinarizedMNISTDataModule(ImageDataModule):
     npz_name = "binarized_mnist.npz"
 
     def prepare_data(self) -> None:
-        """Download the ``.amat`` files unless the ``.npz`` is already there."""
-        if (self.data_dir / self.npz_name).exists():
+        """Download the ``.amat`` files and cache them as ``.npz`` (rank 0 only)."""
+        npz_path = self.data_dir / self.npz_name
+        if npz_path.exists():
             return
+        arrays = self._read_amat_files()
+        partial = npz_path.with_name(npz_path.name + ".part.npz")
+        np.savez(partial, **arrays)
+        partial.rename(npz_path)
+
+    def _read_amat_files(self) -> dict[str, np.ndarray]:
+        arrays = {}
         for split, checksum in _AMAT_SHA256.items():
             name = f"binarized_mnist_{split}.amat"
-            ensure_file(self.data_dir / name, _AMAT_URL + name, checksum, self.download)
+            path = ensure_file(self.data_dir / name, _AMAT_URL + name, checksum, self.download)
+            arrays[split] = _read_amat(path)
+        return arrays
 
     def load_splits(self) -> dict[str, Split]:
-        """Read the ``.npz`` (or parse and cache the ``.amat`` files)."""
+        """Read the ``.npz`` cache, or the ``.amat`` files when there is no cache."""
         npz_path = self.data_dir / self.npz_name
         if not npz_path.exists():
-            self.prepare_data()
-            arrays = {
-                split: _read_amat(self.data_dir / f"binarized_mnist_{split}.amat")
-                for split in _AMAT_SHA256
-            }
-            np.savez(npz_path, **arrays)
+            arrays = self._read_amat_files()
+            return {split: (torch.from_numpy(array),) for split, array in arrays.items()}
         with np.load(npz_path) as archive:
             missing = {"train", "valid", "test"} - set(archive.files)
             if missing:
@@ -282,6 +291,12 @@ class MNISTDataModule(ImageDataModule):
                 draw = torch.rand(pixels.shape, generator=generator) < pixels.float() / 255
                 images[split] = draw.to(torch.uint8) * 255
         cut = images["train"].shape[0] - self.valid_size
+        if not 0 <= cut < images["train"].shape[0] or self.valid_size < 0:
+            raise ValueError(
+                f"{type(self).__name__}: valid_size must be in [0, "
+                f"{images['train'].shape[0]}) for {images['train'].shape[0]} training "
+                f"images, got {self.valid_size}"
+            )
         return {
             "train": (images["train"][:cut], labels["train"][:cut]),
             "valid": (images["train"][cut:], labels["train"][cut:]),

@@ -84,15 +84,20 @@ class LatentSample:
                 f"LatentSample.kl: prior_log_probs must end in K = {num_categories} "
                 f"categories, got shape {tuple(prior_log_probs.shape)}"
             )
-        probs = self.probs
-        terms = probs * (self.log_probs - prior_log_probs.float())
-        return torch.where(probs > 0, terms, torch.zeros_like(terms)).sum(-1)
+        log_ratio = _finite(self.log_probs) - _finite(prior_log_probs.float())
+        return (self.probs * log_ratio).sum(-1)
 
     def entropy(self) -> Tensor:
         """Entropy of each variable, shape ``(*batch, N)``."""
-        probs = self.probs
-        terms = probs * self.log_probs
-        return -torch.where(probs > 0, terms, torch.zeros_like(terms)).sum(-1)
+        return -(self.probs * _finite(self.log_probs)).sum(-1)
 
     def __repr__(self) -> str:
         return f"LatentSample(log_probs={tuple(self.log_probs.shape)}, z={tuple(self.z.shape)})"
+
+
+def _finite(log_probs: Tensor) -> Tensor:
+    """Log-probabilities with -inf (probability 0) replaced by the lowest float.
+
+    Then ``0 * log 0`` terms are 0, with a zero gradient instead of NaN.
+    """
+    return log_probs.clamp(min=torch.finfo(log_probs.dtype).min)

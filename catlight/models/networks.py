@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Literal
 
@@ -37,7 +38,7 @@ def mlp(sizes: Sequence[int], activation: Activation = "relu") -> nn.Sequential:
             f"mlp: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
         )
     layers: list[nn.Module] = []
-    for index, (width_in, width_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for index, (width_in, width_out) in enumerate(itertools.pairwise(sizes)):
         if index:
             layers.append(_ACTIVATIONS[activation]())
         layers.append(nn.Linear(width_in, width_out))

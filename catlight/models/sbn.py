@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
+from catlight.models.hparams import save_hyperparameters
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp
 
@@ -65,7 +66,7 @@ class StructuredOutputPrediction(LightningModule):
             raise ValueError(
                 f"StructuredOutputPrediction: image_size must be even, got {image_size}"
             )
-        self.save_hyperparameters()
+        save_hyperparameters(self)
         latent = latent if latent is not None else DiscreteLatent(10, Softmax(), GumbelSoftmax())
         self.latents = nn.ModuleList(
             [latent] + [copy.deepcopy(latent) for _ in range(num_layers - 1)]

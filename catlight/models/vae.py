@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
+from catlight.models.hparams import save_hyperparameters
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp
 
@@ -69,7 +70,7 @@ class CategoricalVAE(LightningModule):
         ]:
             if value < 1:
                 raise ValueError(f"CategoricalVAE: {name} must be >= 1, got {value}")
-        self.save_hyperparameters()
+        save_hyperparameters(self)
         self.latent = (
             latent if latent is not None else DiscreteLatent(10, Softmax(), GumbelSoftmax())
         )

@@ -26,8 +26,8 @@ class CARMS(MultiSampleEstimator):
     ``u_k = (1 - d_k)^(n-1)``, each ``U(0, 1)``, negatively dependent) are mapped to
     categories by the inverse CDF over an ordering of the categories, shared by the
     n samples. The ordering is drawn uniformly from a family of ``num_orderings``
-    orderings: ``num_orderings / 2`` random permutations (drawn anew at every call,
-    the same for the whole batch) and their reverses. ``P_joint`` is the rectangle
+    orderings: ``num_orderings / 2`` random permutations (drawn anew for every
+    variable of every example) and their reverses. ``P_joint`` is the rectangle
     probability of the copula averaged over the family, computed in float64.
     Because the family holds each ordering's reverse, every pair of distinct
     categories has positive joint probability (under one ordering alone, two unlikely
@@ -90,19 +90,23 @@ class CARMS(MultiSampleEstimator):
         num_categories = log_probs.shape[-1]
         probs = log_probs.detach().reshape(-1, num_categories).double().exp()  # [M, K]
         num_rows = probs.shape[0]
-        orderings = self._orderings(num_categories, probs.device)  # [F, K]
-        upper_by_position = probs[:, orderings].cumsum(-1)  # [M, F, K]
+        orderings = self._orderings(num_rows, num_categories, probs.device)  # [M, F, K]
+        family = probs.unsqueeze(1).expand_as(orderings)
+        upper_by_position = family.gather(-1, orderings).cumsum(-1)  # [M, F, K]
         upper_by_position = upper_by_position / upper_by_position[..., -1:]
 
         copula_dim = self.num_samples if num_categories == 2 or self.num_samples > 2 else 3
         uniforms = self._copula_uniforms(num_rows, copula_dim, probs.device)  # [M, n]
-        chosen = torch.randint(orderings.shape[0], (num_rows,), device=probs.device)
+        chosen = torch.randint(orderings.shape[1], (num_rows,), device=probs.device)
         rows = torch.arange(num_rows, device=probs.device)
         position = torch.searchsorted(upper_by_position[rows, chosen], uniforms)
-        indices = orderings[chosen].gather(-1, position.clamp_(max=num_categories - 1))
+        indices = orderings[rows, chosen].gather(-1, position.clamp_(max=num_categories - 1))
 
         # each sample's CDF interval under every ordering of the family: [M, F, n]
-        sample_positions = orderings.argsort(-1)[:, indices].permute(1, 0, 2)
+        inverse = torch.empty_like(orderings).scatter_(
+            -1, orderings, torch.arange(num_categories, device=probs.device).expand_as(orderings)
+        )
+        sample_positions = inverse.gather(-1, indices.unsqueeze(1).expand(-1, inverse.shape[1], -1))
         upper = upper_by_position.gather(-1, sample_positions)
         sample_probs = probs.gather(1, indices)
         lower = upper - sample_probs.unsqueeze(1)
@@ -121,14 +125,14 @@ class CARMS(MultiSampleEstimator):
 
         return score_function_sample(log_probs, samples, coefficients)
 
-    def _orderings(self, num_categories: int, device: torch.device) -> Tensor:
-        """The family: random permutations and their reverses. Shape ``(F, K)``."""
+    def _orderings(self, num_rows: int, num_categories: int, device: torch.device) -> Tensor:
+        """Each row's family: random permutations and their reverses. ``(M, F, K)``."""
         if num_categories == 2:
-            permutations = torch.arange(2, device=device).unsqueeze(0)
+            permutations = torch.arange(2, device=device).expand(num_rows, 1, 2)
         else:
-            noise = torch.rand(self.num_orderings // 2, num_categories, device=device)
+            noise = torch.rand(num_rows, self.num_orderings // 2, num_categories, device=device)
             permutations = noise.argsort(-1)
-        return torch.cat([permutations, permutations.flip(-1)])
+        return torch.cat([permutations, permutations.flip(-1)], dim=1)
 
     def _copula_uniforms(self, num_rows: int, copula_dim: int, device: torch.device) -> Tensor:
         """Dirichlet-copula uniforms, the first n of ``copula_dim``. Shape ``(M, n)``."""

@@ -1,0 +1,91 @@
+"""The estimator registry: one ``(EstimatorClass, kwargs)`` example per configuration.
+
+Generic tests loop over :data:`EXAMPLES` (shapes, gradient flow, float32 under
+autocast, unbiasedness where claimed). Adding an estimator to ``catlight.latent``
+without adding it here fails ``test_registry_covers_every_exported_estimator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from catlight.latent import (
+    CARMS,
+    Catnat,
+    Estimator,
+    Exact,
+    GumbelSoftmax,
+    LeaveOneOut,
+    Parameterization,
+    Reinforce,
+    ReinMax,
+    Softmax,
+    StraightThrough,
+    StraightThroughGumbelSoftmax,
+)
+
+
+@dataclass(frozen=True)
+class EstimatorExample:
+    """An estimator class, the keyword arguments to build it, and what it claims.
+
+    ``unbiased``: the mean of its gradient estimates is the exact gradient of E[f(z)].
+    ``pathwise``: it differentiates through ``z`` (a relaxed estimator with a ``tau``).
+    """
+
+    cls: type[Estimator]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    unbiased: bool = False
+    pathwise: bool = False
+
+    def build(self, **overrides: Any) -> Estimator:
+        return self.cls(**{**self.kwargs, **overrides})
+
+    def num_samples(self, num_categories: int, num_variables: int) -> int:
+        """S, the leading dimension of ``z``."""
+        if self.cls is Exact:
+            return num_categories**num_variables
+        return self.build().num_samples
+
+    @property
+    def id(self) -> str:
+        args = ",".join(f"{key}={value}" for key, value in self.kwargs.items())
+        return f"{self.cls.__name__}({args})"
+
+
+EXAMPLES: list[EstimatorExample] = [
+    EstimatorExample(GumbelSoftmax, {"tau": 0.5}, pathwise=True),
+    EstimatorExample(GumbelSoftmax, {"tau": 1.0, "num_samples": 3}, pathwise=True),
+    EstimatorExample(GumbelSoftmax, {"tau": 0.5, "hard": True}, pathwise=True),
+    EstimatorExample(StraightThroughGumbelSoftmax, {"tau": 0.5}, pathwise=True),
+    EstimatorExample(StraightThrough, {"tau": 1.0}, pathwise=True),
+    EstimatorExample(ReinMax, {"tau": 1.3}, pathwise=True),
+    EstimatorExample(ReinMax, {"tau": 1.0, "num_samples": 2}, pathwise=True),
+    EstimatorExample(Reinforce, {"num_samples": 1}, unbiased=True),
+    EstimatorExample(
+        Reinforce, {"num_samples": 3, "baseline": "moving_average", "decay": 0.9}, unbiased=True
+    ),
+    EstimatorExample(LeaveOneOut, {"num_samples": 4}, unbiased=True),
+    EstimatorExample(CARMS, {"num_samples": 2}, unbiased=True),
+    EstimatorExample(CARMS, {"num_samples": 4}, unbiased=True),
+    EstimatorExample(CARMS, {"num_samples": 4, "unbiased": False}),
+    EstimatorExample(Exact, {"max_configurations": 1000}, unbiased=True),
+]
+
+UNBIASED_SAMPLING = [ex for ex in EXAMPLES if ex.unbiased and ex.cls is not Exact]
+PATHWISE = [ex for ex in EXAMPLES if ex.pathwise]
+SAMPLING = [ex for ex in EXAMPLES if ex.cls is not Exact]
+
+
+def _catnat_sigmoid() -> Catnat:
+    return Catnat("sigmoid")
+
+
+# the parameterizations generic tests loop over, by id
+PARAMETERIZATIONS: dict[str, Callable[[], Parameterization]] = {
+    "softmax": Softmax,
+    "catnat": Catnat,
+    "catnat-sigmoid": _catnat_sigmoid,
+}

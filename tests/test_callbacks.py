@@ -1,0 +1,303 @@
+"""Callbacks: the temperature schedule and image logging."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from catlight.callbacks import ImageSamples, TemperatureAnnealing
+from catlight.data import BinarizedMNISTDataModule, TensorLoader
+from catlight.latent import DiscreteLatent, GumbelSoftmax, LeaveOneOut, ReinMax, Softmax
+from catlight.models import CategoricalVAE
+
+# -- TemperatureAnnealing --------------------------------------------------------------
+
+
+def schedule(step: int, tau0: float, tau_min: float, rate: float, interval: int) -> float:
+    return max(tau_min, tau0 * math.exp(-rate * interval * (step // interval)))
+
+
+class TinyLatentModel(LightningModule):
+    """x -> scores -> DiscreteLatent -> z -> reconstruction of x; records tau per step."""
+
+    def __init__(self, estimator: nn.Module) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(4, 2 * 3)
+        self.latent = DiscreteLatent(3, Softmax(), estimator)
+        self.decoder = nn.Linear(2 * 3, 4)
+        self.seen_taus: list[tuple[int, float]] = []
+
+    def training_step(self, batch, batch_idx):
+        self.seen_taus.append((self.global_step, self.latent.estimator.tau.item()))
+        (x,) = batch
+        out = self.latent(self.encoder(x).view(-1, 2, 3))
+        cost = ((self.decoder(out.z.flatten(-2)) - x) ** 2).sum(-1)
+        return out.objective(cost).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    def train_dataloader(self):
+        return TensorLoader((torch.randn(16, 4),), batch_size=2, shuffle=True)
+
+
+def quiet_trainer(tmp_path, **kwargs) -> Trainer:
+    settings = {
+        "default_root_dir": tmp_path,
+        "accelerator": "cpu",
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        **kwargs,
+    }
+    return Trainer(**settings)
+
+
+@pytest.mark.parametrize(
+    ("tau0", "tau_min", "rate", "interval"),
+    [(1.0, 0.5, 1e-4, 1000), (2.0, 0.1, 0.3, 3), (1.0, 0.5, 0.0, 1)],
+)
+def test_temperature_annealing_schedule_is_piecewise_constant_exponential(
+    tau0, tau_min, rate, interval
+):
+    annealing = TemperatureAnnealing(tau0=tau0, tau_min=tau_min, rate=rate, interval=interval)
+    steps = [*range(0, 40), 999, 1000, 1001, 20000, 10**6]
+    values = [annealing.temperature(step) for step in steps]
+    for step, value in zip(steps, values, strict=True):
+        assert value == pytest.approx(schedule(step, tau0, tau_min, rate, interval)), step
+        # constant between updates, and updated only at multiples of the interval
+        assert value == annealing.temperature(step - step % interval)
+    assert values[0] == tau0
+    assert all(a >= b for a, b in itertools.pairwise(values))
+    assert min(values) >= tau_min
+
+
+def test_temperature_annealing_gumbel_softmax_paper_floor():
+    annealing = TemperatureAnnealing(tau0=1.0, tau_min=0.5, rate=3e-5, interval=500)
+    assert annealing.temperature(499) == 1.0
+    assert annealing.temperature(500) == pytest.approx(math.exp(-3e-5 * 500))
+    assert annealing.temperature(10**6) == 0.5
+
+
+def test_temperature_annealing_sets_and_logs_tau_during_fit(tmp_path):
+    torch.manual_seed(0)
+    settings = {"tau0": 1.0, "tau_min": 0.5, "rate": 0.1, "interval": 2}
+    model = TinyLatentModel(GumbelSoftmax(tau=5.0))  # the callback overrides this start
+    trainer = quiet_trainer(
+        tmp_path,
+        max_steps=9,
+        callbacks=[TemperatureAnnealing(**settings)],
+        logger=CSVLogger(tmp_path),
+        log_every_n_steps=1,
+    )
+    trainer.fit(model)
+
+    assert [step for step, _ in model.seen_taus] == list(range(9))
+    for step, tau in model.seen_taus:
+        assert tau == pytest.approx(schedule(step, **settings)), step
+    assert {tau for _, tau in model.seen_taus} >= {1.0, 0.5}  # decays and hits the floor
+    assert trainer.callback_metrics["tau"].item() == pytest.approx(schedule(8, **settings))
+
+    with open(tmp_path / "lightning_logs" / "version_0" / "metrics.csv") as file:
+        logged = [
+            (int(row["step"]), float(row["tau"])) for row in csv.DictReader(file) if row["tau"]
+        ]
+    assert [step for step, _ in logged] == list(range(9))
+    for step, tau in logged:
+        assert tau == pytest.approx(schedule(step, **settings)), step
+
+
+def test_temperature_annealing_batch_start_sets_tau_of_the_current_step():
+    model = TinyLatentModel(GumbelSoftmax(tau=1.0))
+    model.log = lambda *args, **kwargs: None
+    annealing = TemperatureAnnealing(tau0=1.0, tau_min=0.1, rate=0.1, interval=4)
+    annealing.on_train_batch_start(SimpleNamespace(global_step=6), model, None, 0)
+    # at step 6 the temperature is the one set at step 4
+    assert model.latent.estimator.tau.item() == pytest.approx(math.exp(-0.4))
+
+
+def test_temperature_annealing_resumed_fit_continues_the_schedule(tmp_path):
+    torch.manual_seed(0)
+    settings = {"tau0": 1.0, "tau_min": 0.2, "rate": 0.1, "interval": 3}
+    first = TinyLatentModel(GumbelSoftmax(tau=1.0))
+    trainer = quiet_trainer(tmp_path, max_steps=5, callbacks=[TemperatureAnnealing(**settings)])
+    trainer.fit(first)
+    checkpoint = tmp_path / "step5.ckpt"
+    trainer.save_checkpoint(checkpoint)
+
+    resumed = TinyLatentModel(GumbelSoftmax(tau=3.0))
+    trainer = quiet_trainer(tmp_path, max_steps=10, callbacks=[TemperatureAnnealing(**settings)])
+    trainer.fit(resumed, ckpt_path=checkpoint)
+    assert [step for step, _ in resumed.seen_taus] == list(range(5, 10))
+    for step, tau in resumed.seen_taus:
+        assert tau == pytest.approx(schedule(step, **settings)), step
+
+
+def test_temperature_annealing_anneals_every_relaxed_estimator():
+    model = nn.ModuleDict(
+        {
+            "a": DiscreteLatent(3, Softmax(), GumbelSoftmax(tau=1.0)),
+            "b": DiscreteLatent(3, Softmax(), ReinMax(tau=3.0)),
+            "c": DiscreteLatent(3, Softmax(), LeaveOneOut(num_samples=2)),
+        }
+    )
+    model.log = lambda *args, **kwargs: None
+    annealing = TemperatureAnnealing(tau0=2.0, tau_min=1.0, rate=0.1, interval=1)
+    annealing.on_fit_start(SimpleNamespace(global_step=3), model)
+    annealing.on_train_batch_start(SimpleNamespace(global_step=3), model, None, 0)
+    expected = 2.0 * math.exp(-0.3)
+    assert model["a"].estimator.tau.item() == pytest.approx(expected)
+    assert model["b"].estimator.tau.item() == pytest.approx(expected)
+
+
+def test_temperature_annealing_requires_a_relaxed_estimator():
+    model = TinyLatentModel(LeaveOneOut(num_samples=2))
+    annealing = TemperatureAnnealing()
+    with pytest.raises(ValueError, match="the model has no relaxed estimator"):
+        annealing.on_fit_start(SimpleNamespace(global_step=0), model)
+
+
+def test_temperature_annealing_rejects_a_floor_below_reinmax_minimum(tmp_path):
+    model = TinyLatentModel(ReinMax(tau=1.5))
+    annealing = TemperatureAnnealing(tau0=2.0, tau_min=0.5)
+    trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[annealing])
+    with pytest.raises(ValueError, match=r"ReinMax: tau must be >= 1(\.0)?, got 0\.5"):
+        trainer.fit(model)
+    assert model.latent.estimator.tau.item() == pytest.approx(1.5)  # left untouched
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tau0": 0.0}, "tau0 and tau_min must be > 0"),
+        ({"tau_min": -0.5}, "tau0 and tau_min must be > 0"),
+        ({"rate": -1e-4}, "rate must be >= 0 and interval >= 1"),
+        ({"interval": 0}, "rate must be >= 0 and interval >= 1"),
+    ],
+    ids=["tau0", "tau_min", "rate", "interval"],
+)
+def test_temperature_annealing_rejects_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=f"TemperatureAnnealing: {message}"):
+        TemperatureAnnealing(**kwargs)
+
+
+# -- ImageSamples ----------------------------------------------------------------------
+
+
+class FakeImageModel(nn.Module):
+    """Deterministic ``reconstruct`` / ``sample`` so image grids can be checked exactly."""
+
+    def __init__(self, with_sample: bool = True) -> None:
+        super().__init__()
+        self.reconstruct_calls = 0
+        if with_sample:
+            self.sample = lambda num_images: torch.full((num_images, 784), 0.25)
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        self.reconstruct_calls += 1
+        return 1 - images
+
+
+class RecordingTensorBoardLogger(TensorBoardLogger):
+    """A TensorBoardLogger whose SummaryWriter is a mock that records the calls."""
+
+    def __init__(self, save_dir) -> None:
+        super().__init__(save_dir)
+        self.writer = mock.MagicMock()
+
+    @property
+    def experiment(self):
+        return self.writer
+
+
+def run_image_callback(callback, model, logger, images, sanity_checking=False):
+    trainer = SimpleNamespace(
+        logger=logger, sanity_checking=sanity_checking, is_global_zero=True, global_step=7
+    )
+    callback.on_validation_batch_end(trainer, model, None, (images,), 0)
+    callback.on_validation_batch_end(trainer, model, None, (torch.zeros_like(images),), 1)
+    callback.on_validation_epoch_end(trainer, model)
+
+
+def test_image_samples_logs_reconstruction_pairs_and_prior_samples(tmp_path):
+    images = torch.bernoulli(torch.full((9, 784), 0.5), generator=torch.Generator().manual_seed(0))
+    logger = RecordingTensorBoardLogger(tmp_path)
+    run_image_callback(ImageSamples(num_images=5), FakeImageModel(), logger, images)
+
+    calls = {c.args[0]: c.args[1:] for c in logger.writer.add_images.call_args_list}
+    assert set(calls) == {"reconstructions", "prior_samples"}
+    grid, step = calls["reconstructions"]
+    assert step == 7
+    # 5 inputs beside their 5 reconstructions: 10 tiles, 8 columns -> 2 rows
+    assert grid.shape == (1, 1, 2 * 28, 8 * 28)
+    tiles = grid[0, 0].view(2, 28, 8, 28).permute(0, 2, 1, 3).reshape(16, 28, 28)
+    for index in range(5):
+        image = images[index].view(28, 28)
+        assert torch.equal(tiles[2 * index], image)  # the input (from batch 0)
+        assert torch.equal(tiles[2 * index + 1], 1 - image)  # its reconstruction
+    assert (tiles[10:] == 0).all()  # padding
+
+    samples, step = calls["prior_samples"]
+    assert step == 7
+    assert samples.shape == (1, 1, 28, 8 * 28)
+    assert (samples[..., : 5 * 28] == 0.25).all() and (samples[..., 5 * 28 :] == 0).all()
+
+
+def test_image_samples_without_a_sample_method_logs_only_reconstructions(tmp_path):
+    logger = RecordingTensorBoardLogger(tmp_path)
+    run_image_callback(
+        ImageSamples(num_images=2), FakeImageModel(False), logger, torch.ones(4, 784)
+    )
+    names = [c.args[0] for c in logger.writer.add_images.call_args_list]
+    assert names == ["reconstructions"]
+
+
+def test_image_samples_does_nothing_for_other_loggers(tmp_path):
+    model = FakeImageModel()
+    for logger in (CSVLogger(tmp_path), None):
+        run_image_callback(ImageSamples(num_images=2), model, logger, torch.ones(4, 784))
+    assert model.reconstruct_calls == 0
+
+
+def test_image_samples_does_nothing_during_the_sanity_check(tmp_path):
+    model = FakeImageModel()
+    logger = RecordingTensorBoardLogger(tmp_path)
+    run_image_callback(ImageSamples(), model, logger, torch.ones(4, 784), sanity_checking=True)
+    assert model.reconstruct_calls == 0
+    logger.writer.add_images.assert_not_called()
+
+
+def test_image_samples_writes_images_to_tensorboard_during_fit(tmp_path, binarized_mnist_dir):
+    torch.manual_seed(0)
+    model = CategoricalVAE(num_latents=2, encoder_sizes=[8], decoder_sizes=[8])
+    data = BinarizedMNISTDataModule(
+        data_dir=str(binarized_mnist_dir), batch_size=8, eval_batch_size=8, download=False
+    )
+    logger = TensorBoardLogger(tmp_path)
+    trainer = quiet_trainer(
+        tmp_path,
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        callbacks=[ImageSamples(num_images=4)],
+        logger=logger,
+    )
+    trainer.fit(model, data)
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    assert set(events.Tags()["images"]) == {"reconstructions", "prior_samples"}
+    for tag in ("reconstructions", "prior_samples"):
+        (image,) = events.Images(tag)  # one validation epoch
+        assert (image.height, image.width) == (28, 8 * 28)
+        assert image.step == trainer.global_step == 1
