@@ -141,24 +141,27 @@ class CARMS(MultiSampleEstimator):
         return (1 - simplex[:, : self.num_samples]).pow(copula_dim - 1)
 
 
-def _bivariate_cdf(first: Tensor, second: Tensor, copula_dim: int) -> Tensor:
-    """Pair CDF of the Dirichlet copula: ``max(a^e + b^e - 1, 0)^(1/e)``, ``e = 1/(d-1)``."""
-    exponent = 1.0 / (copula_dim - 1)
-    inner = first.clamp(min=0).pow(exponent) + second.clamp(min=0).pow(exponent) - 1
-    return inner.clamp(min=0).pow(copula_dim - 1)
-
-
 def _rectangle(low: Tensor, high: Tensor, copula_dim: int) -> Tensor:
-    """``P(u_i in [low_i, high_i], u_j in [low_j, high_j])`` for all i, j.
+    """``P(u_i in [low_i, high_i], u_j in [low_j, high_j])`` for all pairs i, j.
+
+    The pair CDF of the Dirichlet copula is ``C(a, b) = max(a^e + b^e - 1, 0)^(d-1)``
+    with ``e = 1/(d-1)``; the rectangle mass is ``C(h, h) - C(l, h) - C(h, l) + C(l, l)``.
+    The powers ``^e`` are taken once per sample, not once per pair.
 
     Shapes: ``(..., n), (..., n) -> (..., n, n)``.
     """
+    exponent = 1.0 / (copula_dim - 1)
+    low_power = low.clamp(min=0).pow(exponent)
+    high_power = high.clamp(min=0).pow(exponent)
 
-    def cdf(first: Tensor, second: Tensor) -> Tensor:
-        return _bivariate_cdf(first.unsqueeze(-1), second.unsqueeze(-2), copula_dim)
+    def cdf(first_power: Tensor, second_power: Tensor) -> Tensor:
+        inner = first_power.unsqueeze(-1) + second_power.unsqueeze(-2) - 1
+        return inner.clamp_(min=0).pow_(copula_dim - 1)
 
-    mass = cdf(high, high) - cdf(low, high) - cdf(high, low) + cdf(low, low)
-    return mass.clamp(min=0)
+    mass = cdf(high_power, high_power) - cdf(low_power, high_power)
+    mass -= cdf(high_power, low_power)
+    mass += cdf(low_power, low_power)
+    return mass.clamp_(min=0)
 
 
 def _importance_weights(joint: Tensor, sample_probs: Tensor) -> Tensor:
