@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from catlight.latent._checks import check_num_categories
+from catlight.latent.binary_tree import BalancedTree
 
 __all__ = ["Catnat", "Parameterization", "Softmax"]
 
@@ -64,54 +65,6 @@ class Softmax(Parameterization):
     def forward(self, scores: Tensor) -> Tensor:
         """Log-softmax in float32. Shapes: ``(*batch, K) -> (*batch, K)``."""
         return torch.log_softmax(scores.float(), dim=-1)
-
-
-class _BalancedTree:
-    """Index tables of a balanced full binary tree with K leaves, for vectorised lookups.
-
-    The tree has depth ``D = ceil(log2 K)``. Levels ``0 .. D-2`` are full; at level
-    ``D-1`` there are ``2^(D-1)`` nodes of which ``K - 2^(D-1)`` are internal (they
-    split into two leaves at depth D) and the rest are leaves. The internal ones are
-    chosen in bit-reversed order, so the leaf counts of any two sibling subtrees
-    differ by at most one. Internal nodes are numbered breadth first, which is the
-    order of the K - 1 scores; leaves are the categories, left to right.
-    """
-
-    def __init__(self, num_categories: int) -> None:
-        depth = max(1, math.ceil(math.log2(num_categories)))
-        last_width = 2 ** (depth - 1)
-        num_split = num_categories - last_width
-        order = sorted(range(last_width), key=lambda i: _bit_reverse(i, depth - 1))
-        split = sorted(order[:num_split])
-        is_split = [False] * last_width
-        for node in split:
-            is_split[node] = True
-
-        parents, edges = [], []
-        split_rank = 0
-        for node in range(last_width):
-            if is_split[node]:
-                parents += [node, node]
-                edges += [2 * split_rank, 2 * split_rank + 1]
-                split_rank += 1
-            else:
-                parents.append(node)
-                edges.append(2 * num_split)
-        self.depth = depth
-        self.num_full_levels = depth - 1
-        self.num_last_internal = num_split
-        # for every leaf: its parent at level D-1, and which (left/right) edge of the
-        # last level's internal nodes leads to it (2 * num_split = none: a leaf at D-1)
-        self.leaf_parent = torch.tensor(parents)
-        self.leaf_edge = torch.tensor(edges)
-
-
-def _bit_reverse(value: int, num_bits: int) -> int:
-    result = 0
-    for _ in range(num_bits):
-        result = (result << 1) | (value & 1)
-        value >>= 1
-    return result
 
 
 class Catnat(Parameterization):
@@ -171,7 +124,7 @@ class Catnat(Parameterization):
         self.activation = activation
         self.center = float(center)
         self.width = float(width)
-        self._trees: dict[tuple[int, torch.device], _BalancedTree] = {}
+        self._trees: dict[tuple[int, torch.device], BalancedTree] = {}
 
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
@@ -192,40 +145,71 @@ class Catnat(Parameterization):
             - scores: ``(*batch, K - 1)``
             - output: two float32 tensors ``(*batch, K - 1)``: ``log(1 - a)``, ``log a``
         """
-        scores = scores.float()
-        if self.activation == "sigmoid":
-            return F.logsigmoid(-scores), F.logsigmoid(scores)
-        # (1 + sin x) / 2 = sin^2(x/2 + pi/4) and (1 - sin x) / 2 = cos^2(x/2 + pi/4)
-        phase = math.pi * (scores - self.center) / self.width
-        half_angle = phase.clamp(-math.pi / 2, math.pi / 2) / 2 + math.pi / 4
-        margin = math.asin(math.sqrt(self._MIN_BRANCH))
-        half_angle = half_angle.clamp(margin, math.pi / 2 - margin)
-        return 2 * torch.log(torch.cos(half_angle)), 2 * torch.log(torch.sin(half_angle))
+        edges, _ = self._branches(scores.float())
+        return edges[..., 0], edges[..., 1]
 
     def forward(self, scores: Tensor) -> Tensor:
-        """Leaf log-probabilities, vectorised level by level (no loop over nodes)."""
+        """Leaf log-probabilities, level by level, with a closed-form backward pass."""
         num_categories = scores.shape[-1] + 1
         check_num_categories(num_categories)
         tree = self._tree(num_categories, scores.device)
-        log_left, log_right = self.branch_log_probs(scores)
-        edges = torch.stack([log_left, log_right], dim=-1)  # [*batch, K-1, 2]
-        log_probs = edges.new_zeros(*edges.shape[:-2], 1)
-        start = 0
-        for level in range(tree.num_full_levels):
-            width = 2**level
-            children = log_probs.unsqueeze(-1) + edges[..., start : start + width, :]
-            log_probs = children.flatten(-2)
-            start += width
-        last_edges = torch.cat(
-            [edges[..., start:, :].flatten(-2), edges.new_zeros(*edges.shape[:-2], 1)], dim=-1
-        )
-        return log_probs[..., tree.leaf_parent] + last_edges[..., tree.leaf_edge]
+        return _CatnatLogProbs.apply(scores.float(), self, tree)
 
-    def _tree(self, num_categories: int, device: torch.device) -> _BalancedTree:
+    def _branches(self, scores: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Branch log-probabilities and what :meth:`_branch_grad` needs.
+
+        Shapes: ``(*batch, K - 1) -> (*batch, K - 1, 2)``: ``(log(1 - a), log a)``.
+        """
+        if self.activation == "sigmoid":
+            log_right = F.logsigmoid(scores)
+            return torch.stack([log_right - scores, log_right], dim=-1), (scores,)
+        # (1 + sin x) / 2 = sin^2(x/2 + pi/4) and (1 - sin x) / 2 = cos^2(x/2 + pi/4)
+        half_angle = (scores - self.center).mul_(math.pi / self.width)
+        half_angle = half_angle.clamp_(-math.pi / 2, math.pi / 2).mul_(0.5).add_(math.pi / 4)
+        margin = math.asin(math.sqrt(self._MIN_BRANCH))
+        inside = (half_angle > margin) & (half_angle < math.pi / 2 - margin)
+        half_angle = half_angle.clamp_(margin, math.pi / 2 - margin)
+        edges = torch.stack([torch.cos(half_angle), torch.sin(half_angle)], dim=-1)
+        return edges.log_().mul_(2), (half_angle, inside)
+
+    def _branch_grad(self, grad_left: Tensor, grad_right: Tensor, *saved: Tensor) -> Tensor:
+        """Gradient with respect to the scores, from those of ``log(1 - a)`` and ``log a``."""
+        if self.activation == "sigmoid":
+            (scores,) = saved
+            # d log a / ds = 1 - a and d log(1 - a) / ds = -a
+            return grad_right - (grad_left + grad_right) * torch.sigmoid(scores)
+        half_angle, inside = saved
+        # d/dh of 2 log sin h and 2 log cos h: 2 cot h, -2 tan h; dh/ds = pi / (2 width)
+        tangent = torch.tan(half_angle)
+        grad = (grad_right / tangent).sub_(grad_left * tangent)
+        return grad.mul_(inside).mul_(math.pi / self.width)
+
+    def _tree(self, num_categories: int, device: torch.device) -> BalancedTree:
         key = (num_categories, device)
         if key not in self._trees:
-            tree = _BalancedTree(num_categories)
-            tree.leaf_parent = tree.leaf_parent.to(device)
-            tree.leaf_edge = tree.leaf_edge.to(device)
-            self._trees[key] = tree
+            self._trees[key] = BalancedTree(num_categories, device)
         return self._trees[key]
+
+
+class _CatnatLogProbs(torch.autograd.Function):
+    """Catnat's scores -> leaf log-probabilities, with the backward written out.
+
+    Autograd through the level loop would keep every level's intermediate sums and
+    zero-fill a gradient of the whole edge tensor per level; the closed form keeps
+    only what the activation's derivative needs.
+    """
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, catnat: Catnat, tree: BalancedTree) -> Tensor:
+        edges, saved = catnat._branches(scores)
+        ctx.save_for_backward(*saved)
+        ctx.catnat, ctx.tree = catnat, tree
+        return tree.leaf_log_probs(edges)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        edge_grads = ctx.tree.edge_grads(grad.float())
+        grad_scores = ctx.catnat._branch_grad(
+            edge_grads[..., 0], edge_grads[..., 1], *ctx.saved_tensors
+        )
+        return grad_scores, None, None
