@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -74,26 +75,31 @@ class BalancedTree:
         last = torch.cat([last, last.new_zeros(*last.shape[:-1], 1)], dim=-1)
         return log_probs.index_select(-1, self.leaf_parent) + last.index_select(-1, self.leaf_edge)
 
-    def edge_grads(self, grad: Tensor) -> Tensor:
-        """The backward of :meth:`leaf_log_probs`: each edge gets its subtree's sum.
+    def edge_grads(self, grad: Tensor) -> Iterator[tuple[slice, Tensor]]:
+        """The backward of :meth:`leaf_log_probs`, one level at a time, bottom up.
+
+        Each edge's gradient is the sum of ``grad`` over the leaves below it.
 
         Shapes:
             - grad: ``(*, K)``, gradient with respect to the leaf log-probabilities
-            - output: ``(*, K - 1, 2)``
+            - yields: ``(nodes, pairs)``: the slice of the level's internal nodes among
+              the K - 1, and their edges' gradients ``(*, level width, 2)``
         """
+        first_last = 2**self.num_full_levels - 1  # first node of level D-1
         if self.is_perfect:
             node_grad = grad
-            per_level = []
         else:
-            last = grad.index_select(-1, self.edge_leaf).unflatten(-1, (-1, 2))
-            per_level = [last]
+            yield (
+                slice(first_last, self.num_categories - 1),
+                grad.index_select(-1, self.edge_leaf).unflatten(-1, (-1, 2)),
+            )
             node_grad = grad.new_zeros(*grad.shape[:-1], self.last_width)
             node_grad.index_add_(-1, self.leaf_parent, grad)
         while node_grad.shape[-1] > 1:
             pairs = node_grad.unflatten(-1, (-1, 2))
-            per_level.insert(0, pairs)
+            width = pairs.shape[-2]
+            yield slice(width - 1, 2 * width - 1), pairs
             node_grad = pairs.sum(-1)
-        return torch.cat(per_level, dim=-2)
 
     def _levels(self, edges: Tensor) -> list[Tensor]:
         """The edges of the full levels (all levels when K is a power of two)."""

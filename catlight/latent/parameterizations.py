@@ -208,8 +208,11 @@ class _CatnatLogProbs(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
-        edge_grads = ctx.tree.edge_grads(grad.float())
-        grad_scores = ctx.catnat._branch_grad(
-            edge_grads[..., 0], edge_grads[..., 1], *ctx.saved_tensors
-        )
+        saved = ctx.saved_tensors
+        grad_scores = saved[0].new_empty(saved[0].shape)
+        for nodes, pairs in ctx.tree.edge_grads(grad.float()):
+            level_saved = [tensor[..., nodes] for tensor in saved]
+            grad_scores[..., nodes] = ctx.catnat._branch_grad(
+                pairs[..., 0], pairs[..., 1], *level_saved
+            )
         return grad_scores, None, None

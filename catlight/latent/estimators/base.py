@@ -7,7 +7,6 @@ any log, so Gumbel noise is finite whatever the autocast dtype of the scores.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from catlight.latent._checks import check_int_at_least
@@ -72,17 +71,24 @@ def gumbel_noise(shape: tuple[int, ...], device: torch.device) -> Tensor:
 
 
 def sample_categories(log_probs: Tensor, num_samples: int) -> Tensor:
-    """Independent one-hot samples by Gumbel-max.
+    """Independent one-hot samples, by inverse CDF.
+
+    One float64 cumulative sum per distribution and a binary search per sample:
+    cheaper than Gumbel-max (a full pass of noise per sample) for many categories.
 
     Shapes:
         - log_probs: ``(*batch, N, K)``
         - output: ``(S, *batch, N, K)`` float32 one-hot, ``S = num_samples``
     """
-    shape = (num_samples, *log_probs.shape)
-    perturbed = log_probs.detach() + gumbel_noise(shape, log_probs.device)
-    return one_hot(perturbed.argmax(-1), log_probs.shape[-1])
+    cdf = log_probs.detach().double().exp().cumsum(-1)
+    cdf = cdf / cdf[..., -1:]
+    uniforms = torch.rand(*cdf.shape[:-1], num_samples, dtype=cdf.dtype, device=cdf.device)
+    # right=True: the category k with cdf[k-1] <= u < cdf[k], never one of probability 0
+    indices = torch.searchsorted(cdf, uniforms, right=True).clamp_(max=cdf.shape[-1] - 1)
+    return one_hot(indices.movedim(-1, 0), cdf.shape[-1])
 
 
 def one_hot(indices: Tensor, num_categories: int) -> Tensor:
     """Float32 one-hot encoding. Shapes: ``(*shape) -> (*shape, K)``."""
-    return F.one_hot(indices, num_categories).to(torch.float32)
+    encoding = torch.zeros(*indices.shape, num_categories, device=indices.device)
+    return encoding.scatter_(-1, indices.unsqueeze(-1), 1.0)
