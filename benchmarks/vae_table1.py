@@ -58,11 +58,14 @@ class Preset:
     max_epochs: dict[str, int | None]  # per task; None: the config's own
     eval_num_samples: int
     test_size: float  # fraction of the test set
+    valid_size: float  # fraction of the validation set checked every epoch
 
 
 PRESETS = {
-    "quick": Preset({"vae": 5, "sbn": 5}, eval_num_samples=100, test_size=0.2),
-    "full": Preset({"vae": None, "sbn": None}, eval_num_samples=1000, test_size=1.0),
+    "quick": Preset({"vae": 5, "sbn": 5}, eval_num_samples=100, test_size=0.2, valid_size=0.2),
+    "full": Preset(
+        {"vae": None, "sbn": None}, eval_num_samples=1000, test_size=1.0, valid_size=1.0
+    ),
 }
 
 

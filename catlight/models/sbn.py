@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
+from catlight.latent.estimators.base import sample_categories
 from catlight.models.hparams import save_hyperparameters
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp
@@ -117,13 +118,17 @@ class StructuredOutputPrediction(LightningModule):
         return -log_mean_exp(torch.cat(log_likelihoods), 0)
 
     def _ancestral_sample(self, top: Tensor, num_samples: int) -> Tensor:
-        """One-hot path samples, flattened: ``(B, D/2) -> (m, B, N * K)``."""
-        inputs = top.expand(num_samples, *top.shape)
-        for layer, latent in enumerate(self.latents):
-            log_probs = latent.log_probs(self._scores(layer, inputs))
-            indices = torch.distributions.Categorical(logits=log_probs).sample()
-            inputs = nn.functional.one_hot(indices, latent.num_categories).float().flatten(-2)
-        return inputs
+        """One-hot path samples, flattened: ``(B, D/2) -> (m, B, N * K)``.
+
+        The first layer's scores are computed once and sampled m times; each later
+        layer draws one sample per path.
+        """
+        log_probs = self.latents[0].log_probs(self._scores(0, top))  # [B, N, K]
+        paths = sample_categories(log_probs, num_samples).flatten(-2)  # [m, B, N * K]
+        for layer in range(1, len(self.latents)):
+            log_probs = self.latents[layer].log_probs(self._scores(layer, paths))
+            paths = sample_categories(log_probs, 1)[0].flatten(-2)
+        return paths
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
+from catlight.latent.estimators.base import sample_categories
 from catlight.models.hparams import save_hyperparameters
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp
@@ -113,7 +114,7 @@ class CategoricalVAE(LightningModule):
     def discrete_neg_elbo(self, images: Tensor) -> Tensor:
         """One-sample negative ELBO of the discrete model (one-hot z from q). ``(B,)``."""
         log_probs = self.latent.log_probs(self.encode(images))
-        z = self._sample_one_hot(log_probs, 1)
+        z = sample_categories(log_probs, 1)
         nll = bernoulli_nll(self.decode(z), images)[0]
         kl = _kl(log_probs, self.prior_log_probs()).sum(-1)
         return nll + kl
@@ -129,7 +130,7 @@ class CategoricalVAE(LightningModule):
         prior = self.prior_log_probs()
         log_weights = []
         for start in range(0, num_samples, self.eval_chunk_size):
-            z = self._sample_one_hot(log_probs, min(self.eval_chunk_size, num_samples - start))
+            z = sample_categories(log_probs, min(self.eval_chunk_size, num_samples - start))
             log_joint = -bernoulli_nll(self.decode(z), images) + (z * prior).sum((-2, -1))
             log_weights.append(log_joint - (z * log_probs).sum((-2, -1)))
         return -log_mean_exp(torch.cat(log_weights), 0)
@@ -138,18 +139,13 @@ class CategoricalVAE(LightningModule):
     def reconstruct(self, images: Tensor) -> Tensor:
         """Decoder means for one discrete sample of q(z|x). Shapes: ``(B, D) -> (B, D)``."""
         log_probs = self.latent.log_probs(self.encode(images))
-        return torch.sigmoid(self.decode(self._sample_one_hot(log_probs, 1))[0])
+        return torch.sigmoid(self.decode(sample_categories(log_probs, 1))[0])
 
     @torch.no_grad()
     def sample(self, num_images: int) -> Tensor:
         """Decoder means for z from the prior. Shapes: ``-> (num_images, D)``."""
         prior = self.prior_log_probs().expand(num_images, -1, -1)
-        return torch.sigmoid(self.decode(self._sample_one_hot(prior, 1))[0])
-
-    @staticmethod
-    def _sample_one_hot(log_probs: Tensor, num_samples: int) -> Tensor:
-        indices = torch.distributions.Categorical(logits=log_probs).sample((num_samples,))
-        return nn.functional.one_hot(indices, log_probs.shape[-1]).float()
+        return torch.sigmoid(self.decode(sample_categories(prior, 1))[0])
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:  # noqa: D102
         loss, neg_elbo = self.loss(batch[0])
