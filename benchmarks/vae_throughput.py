@@ -12,6 +12,7 @@ last training batch (start-up excluded), with validation off.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 import time
@@ -77,7 +78,8 @@ def framework(args: argparse.Namespace, quiet: bool) -> float:
         callbacks=[timer],
     )
     data = BinarizedMNISTDataModule(data_dir=str(args.data_dir), batch_size=args.batch_size)
-    trainer.fit(make_model(args.seed), datamodule=data)
+    with contextlib.redirect_stdout(sys.stderr):  # progress bars: keep stdout for the table
+        trainer.fit(make_model(args.seed), datamodule=data)
     return args.steps * args.batch_size / timer.seconds
 
 
