@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["LatentSample"]
+__all__ = ["LatentSample", "categorical_kl"]
 
 
 class LatentSample:
@@ -76,16 +76,7 @@ class LatentSample:
             - prior_log_probs: broadcastable to ``(*batch, N, K)``, normalized
             - output: ``(*batch, N)``
         """
-        num_categories = self.log_probs.shape[-1]
-        if prior_log_probs is None:
-            return math.log(num_categories) - self.entropy()
-        if prior_log_probs.shape[-1] != num_categories:
-            raise ValueError(
-                f"LatentSample.kl: prior_log_probs must end in K = {num_categories} "
-                f"categories, got shape {tuple(prior_log_probs.shape)}"
-            )
-        log_ratio = _finite(self.log_probs) - _finite(prior_log_probs.float())
-        return (self.probs * log_ratio).sum(-1)
+        return categorical_kl(self.log_probs, prior_log_probs)
 
     def entropy(self) -> Tensor:
         """Entropy of each variable, shape ``(*batch, N)``."""
@@ -93,6 +84,32 @@ class LatentSample:
 
     def __repr__(self) -> str:
         return f"LatentSample(log_probs={tuple(self.log_probs.shape)}, z={tuple(self.z.shape)})"
+
+
+def categorical_kl(log_probs: Tensor, prior_log_probs: Tensor | None = None) -> Tensor:
+    """KL(q || prior) between categorical distributions, uniform prior by default.
+
+    Categories of probability 0 contribute 0 (with a zero gradient, not NaN).
+
+    Shapes:
+        - log_probs: ``(*batch, K)``, normalized
+        - prior_log_probs: broadcastable to ``(*batch, K)``, normalized
+        - output: ``(*batch)``
+
+    Raises:
+        ValueError: if the prior does not have K categories.
+    """
+    num_categories = log_probs.shape[-1]
+    probs = log_probs.exp()
+    if prior_log_probs is None:
+        return math.log(num_categories) + (probs * _finite(log_probs)).sum(-1)
+    if prior_log_probs.shape[-1] != num_categories:
+        raise ValueError(
+            f"kl: prior_log_probs must end in K = {num_categories} "
+            f"categories, got shape {tuple(prior_log_probs.shape)}"
+        )
+    log_ratio = _finite(log_probs) - _finite(prior_log_probs.float())
+    return (probs * log_ratio).sum(-1)
 
 
 def _finite(log_probs: Tensor) -> Tensor:

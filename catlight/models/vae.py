@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.estimators.base import sample_categories
+from catlight.latent.sample import categorical_kl
 from catlight.models.hparams import save_hyperparameters
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp
@@ -116,7 +117,7 @@ class CategoricalVAE(LightningModule):
         log_probs = self.latent.log_probs(self.encode(images))
         z = sample_categories(log_probs, 1)
         nll = bernoulli_nll(self.decode(z), images)[0]
-        kl = _kl(log_probs, self.prior_log_probs()).sum(-1)
+        kl = categorical_kl(log_probs, self.prior_log_probs()).sum(-1)
         return nll + kl
 
     @torch.no_grad()
@@ -164,8 +165,3 @@ class CategoricalVAE(LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:  # noqa: D102
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
-
-
-def _kl(log_probs: Tensor, prior_log_probs: Tensor) -> Tensor:
-    """KL(q || prior) per variable. Shapes: ``(*, N, K), (N, K) -> (*, N)``."""
-    return (log_probs.exp() * (log_probs - prior_log_probs)).sum(-1)
