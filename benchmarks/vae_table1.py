@@ -91,7 +91,7 @@ def run_one(config: Path, task: str, args: argparse.Namespace, preset: Preset) -
         "--model.init_args.eval_num_samples",
         str(preset.eval_num_samples),
     ]
-    if (epochs := preset.max_epochs[task]) is not None:
+    if (epochs := args.epochs or preset.max_epochs[task]) is not None:
         overrides += ["--trainer.max_epochs", str(epochs)]
     if args.limit_train_batches is not None:
         overrides += ["--trainer.limit_train_batches", str(args.limit_train_batches)]
