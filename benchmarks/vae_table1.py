@@ -129,6 +129,7 @@ def main() -> None:
     )
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--precision", default=None, help="e.g. bf16-mixed")
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     parser.add_argument(
         "--limit-train-batches",
         type=float,
