@@ -49,17 +49,15 @@ class TemperatureAnnealing(Callback):
         self.tau_min = tau_min
         self.rate = rate
         self.interval = interval
+        self._estimators: list[RelaxedEstimator] = []  # found at fit start
 
     def temperature(self, step: int) -> float:
         """The schedule's temperature at a training step."""
         updated_at = step - step % self.interval
         return max(self.tau_min, self.tau0 * math.exp(-self.rate * updated_at))
 
-    def _estimators(self, pl_module: LightningModule) -> list[RelaxedEstimator]:
-        return [m for m in pl_module.modules() if isinstance(m, RelaxedEstimator)]
-
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
-        estimators = self._estimators(pl_module)
+        estimators = [m for m in pl_module.modules() if isinstance(m, RelaxedEstimator)]
         if not estimators:
             raise ValueError(
                 "TemperatureAnnealing: the model has no relaxed estimator (GumbelSoftmax, "
@@ -68,13 +66,14 @@ class TemperatureAnnealing(Callback):
         for estimator in estimators:
             estimator.check_tau(self.tau0)
             estimator.check_tau(self.tau_min)
+        self._estimators = estimators
 
     def on_train_batch_start(  # noqa: D102
         self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int
     ) -> None:
         # set at every step (a scalar fill): right after a resume too, whatever the step
         tau = self.temperature(trainer.global_step)
-        for estimator in self._estimators(pl_module):
+        for estimator in self._estimators:
             estimator.set_tau(tau)
         pl_module.log("tau", tau)
 

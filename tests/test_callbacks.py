@@ -122,6 +122,7 @@ def test_temperature_annealing_batch_start_sets_tau_of_the_current_step():
     model = TinyLatentModel(GumbelSoftmax(tau=1.0))
     model.log = lambda *args, **kwargs: None
     annealing = TemperatureAnnealing(tau0=1.0, tau_min=0.1, rate=0.1, interval=4)
+    annealing.on_fit_start(SimpleNamespace(global_step=0), model)
     annealing.on_train_batch_start(SimpleNamespace(global_step=6), model, None, 0)
     # at step 6 the temperature is the one set at step 4
     assert model.latent.estimator.tau.item() == pytest.approx(math.exp(-0.4))

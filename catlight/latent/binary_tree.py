@@ -49,6 +49,7 @@ class BalancedTree:
                 edges.append(2 * num_split)
         self.num_categories = num_categories
         self.num_full_levels = depth - 1
+        self.last_level_start = last_width - 1  # breadth-first index of level D-1's first node
         self.is_perfect = num_split == last_width
         # every leaf's parent at level D-1, and the last-level edge that leads to it
         # (2 * num_split, an appended zero, for a leaf at depth D-1)
@@ -71,7 +72,7 @@ class BalancedTree:
             log_probs = (log_probs.unsqueeze(-1) + level_edges).flatten(-2)
         if self.is_perfect:
             return log_probs
-        last = edges[..., 2**self.num_full_levels - 1 :, :].flatten(-2)
+        last = edges[..., self.last_level_start :, :].flatten(-2)
         last = torch.cat([last, last.new_zeros(*last.shape[:-1], 1)], dim=-1)
         return log_probs.index_select(-1, self.leaf_parent) + last.index_select(-1, self.leaf_edge)
 
@@ -85,12 +86,11 @@ class BalancedTree:
             - yields: ``(nodes, pairs)``: the slice of the level's internal nodes among
               the K - 1, and their edges' gradients ``(*, level width, 2)``
         """
-        first_last = 2**self.num_full_levels - 1  # first node of level D-1
         if self.is_perfect:
             node_grad = grad
         else:
             yield (
-                slice(first_last, self.num_categories - 1),
+                slice(self.last_level_start, self.num_categories - 1),
                 grad.index_select(-1, self.edge_leaf).unflatten(-1, (-1, 2)),
             )
             node_grad = grad.new_zeros(*grad.shape[:-1], self.last_width)

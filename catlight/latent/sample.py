@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["LatentSample", "categorical_kl"]
+__all__ = ["LatentSample", "categorical_entropy", "categorical_kl"]
 
 
 class LatentSample:
@@ -80,7 +80,7 @@ class LatentSample:
 
     def entropy(self) -> Tensor:
         """Entropy of each variable, shape ``(*batch, N)``."""
-        return -(self.probs * _finite(self.log_probs)).sum(-1)
+        return categorical_entropy(self.log_probs)
 
     def __repr__(self) -> str:
         return f"LatentSample(log_probs={tuple(self.log_probs.shape)}, z={tuple(self.z.shape)})"
@@ -100,16 +100,23 @@ def categorical_kl(log_probs: Tensor, prior_log_probs: Tensor | None = None) -> 
         ValueError: if the prior does not have K categories.
     """
     num_categories = log_probs.shape[-1]
-    probs = log_probs.exp()
     if prior_log_probs is None:
-        return math.log(num_categories) + (probs * _finite(log_probs)).sum(-1)
+        return math.log(num_categories) - categorical_entropy(log_probs)
     if prior_log_probs.shape[-1] != num_categories:
         raise ValueError(
             f"kl: prior_log_probs must end in K = {num_categories} "
             f"categories, got shape {tuple(prior_log_probs.shape)}"
         )
     log_ratio = _finite(log_probs) - _finite(prior_log_probs.float())
-    return (probs * log_ratio).sum(-1)
+    return (log_probs.exp() * log_ratio).sum(-1)
+
+
+def categorical_entropy(log_probs: Tensor) -> Tensor:
+    """Entropy of categorical distributions; categories of probability 0 contribute 0.
+
+    Shapes: ``(*batch, K) -> (*batch)``.
+    """
+    return -(log_probs.exp() * _finite(log_probs)).sum(-1)
 
 
 def _finite(log_probs: Tensor) -> Tensor:
