@@ -41,7 +41,7 @@ def plain_loop(images: torch.Tensor, batch_size: int, steps: int, seed: int) -> 
     start = time.perf_counter()
     for step in range(steps):
         index = order[(step * batch_size) % (images.shape[0] - batch_size) :][:batch_size]
-        loss, _ = model.loss(images[index].float())
+        loss = model.loss(images[index].float())
         optimizer.zero_grad(set_to_none=True)
         loss.mean().backward()
         optimizer.step()

@@ -104,13 +104,12 @@ class CategoricalVAE(LightningModule):
         """Log-probabilities of the prior, shape ``(N, K)``."""
         return torch.log_softmax(self.prior_logits.float(), -1)
 
-    def loss(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Training loss and the negative ELBO estimate, both per example ``(B,)``."""
+    def loss(self, images: Tensor) -> Tensor:
+        """Training loss per example ``(B,)``; its value is the negative ELBO estimate."""
         out = self.latent(self.encode(images))
         nll = bernoulli_nll(self.decode(out.z), images)  # [S, B]
         kl = out.kl(self.prior_log_probs()).sum(-1)  # [B]
-        loss = out.objective(nll) + kl
-        return loss, loss.detach()
+        return out.objective(nll) + kl
 
     def discrete_neg_elbo(self, images: Tensor) -> Tensor:
         """One-sample negative ELBO of the discrete model (one-hot z from q). ``(B,)``."""
@@ -149,9 +148,9 @@ class CategoricalVAE(LightningModule):
         return torch.sigmoid(self.decode(sample_categories(prior, 1))[0])
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:  # noqa: D102
-        loss, neg_elbo = self.loss(batch[0])
-        self.log("train/neg_elbo", neg_elbo.mean(), prog_bar=True)
-        return loss.mean()
+        loss = self.loss(batch[0]).mean()
+        self.log("train/neg_elbo", loss.detach(), prog_bar=True)
+        return loss
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:  # noqa: D102
         neg_elbo = self.discrete_neg_elbo(batch[0]).mean()
