@@ -1,17 +1,20 @@
-"""Write the configs of configs/vae and configs/sbn: one file per estimator x setting.
+"""Write every YAML in configs/: one file per model x estimator x setting.
 
-The configs share everything but the latent and a few hyperparameters, so they are
-generated from the tables below rather than edited one by one:
+The configs of a family share everything but the latent and a few hyperparameters, so
+they are generated from tables rather than edited one by one:
 
     python configs/generate.py          # rewrite them
     python configs/generate.py --check  # exit 1 if a committed file is out of date
 
-The settings follow REFERENCE.md section 4 (Gumbel-Softmax Table 1, ReinMax's grid).
+The VAE and SBN tables are below (REFERENCE.md section 4: Gumbel-Softmax Table 1,
+ReinMax's grid); every other family has its own module ``configs/_<family>.py`` with a
+``configs() -> dict[Path, dict]`` function, found and merged here.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,9 @@ from typing import Any
 import yaml
 
 CONFIGS = Path(__file__).resolve().parent
+sys.path.insert(0, str(CONFIGS))
+
+from _common import PARAMETERIZATIONS, latent  # noqa: E402
 
 # estimator name -> (class_path, init_args, anneal the temperature?, learning rate)
 ESTIMATORS: dict[str, tuple[str, dict[str, Any], bool, float]] = {
@@ -30,7 +36,6 @@ ESTIMATORS: dict[str, tuple[str, dict[str, Any], bool, float]] = {
     "loo": ("LeaveOneOut", {"num_samples": 4}, False, 1e-3),
     "carms": ("CARMS", {"num_samples": 4}, False, 1e-3),
 }
-PARAMETERIZATIONS = {"softmax": "Softmax", "catnat": "Catnat"}
 # the Gumbel-Softmax paper's schedule, tau = max(0.5, exp(-rate * step))
 ANNEALING = {"tau0": 1.0, "tau_min": 0.5, "rate": 3e-5, "interval": 500}
 # latent settings of Table 1: 20 x 10 categorical, and 200 Bernoulli as K = 2
@@ -42,20 +47,6 @@ DATA = {
     "class_path": "BinarizedMNISTDataModule",
     "init_args": {"data_dir": "data/binarized_mnist", "batch_size": 100},
 }
-
-
-def latent(
-    num_categories: int, parameterization: str, estimator: str, init_args: dict[str, Any]
-) -> dict[str, Any]:
-    """The ``latent`` block of a model."""
-    return {
-        "class_path": "DiscreteLatent",
-        "init_args": {
-            "num_categories": num_categories,
-            "parameterization": parameterization,
-            "estimator": {"class_path": estimator, "init_args": init_args},
-        },
-    }
 
 
 def trainer(max_epochs: int, anneal: bool) -> dict[str, Any]:
@@ -134,6 +125,10 @@ def all_configs() -> dict[Path, dict[str, Any]]:
         estimator["init_args"] = {"tau": tau}
         name = f"reinmax_{num_categories}x{num_latents}.yaml"
         configs[CONFIGS / "vae" / "reinmax_grid" / name] = config
+    for module_path in sorted(CONFIGS.glob("_*.py")):
+        if module_path.stem != "_common":
+            family = importlib.import_module(module_path.stem)
+            configs.update(family.configs())
     return configs
 
 

@@ -1,4 +1,7 @@
-"""Every YAML in configs/ is up to date, parses, and trains for one step on tiny data."""
+"""Every YAML in configs/ is generated; the VAE and SBN ones parse and train one step.
+
+The other families test their own configs beside their models (tests/models/).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import yaml
 from catlight.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_FILES = sorted((REPO / "configs").rglob("*.yaml"))
+ALL_CONFIG_FILES = sorted((REPO / "configs").rglob("*.yaml"))
+CONFIG_FILES = [path for path in ALL_CONFIG_FILES if path.parts[-3] in ("vae", "sbn")]
 CONFIG_IDS = [str(path.relative_to(REPO / "configs")) for path in CONFIG_FILES]
 
 # the small evaluation sample counts of each model (its __init__ argument names)
@@ -39,15 +43,14 @@ def _latent(config: dict) -> dict:
     return config["model"]["init_args"]["latent"]["init_args"]
 
 
-def test_configs_vae_and_sbn_files_are_exactly_the_generated_ones():
+def test_configs_on_disk_are_exactly_the_generated_ones():
     spec = importlib.util.spec_from_file_location("generate", REPO / "configs" / "generate.py")
     generate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generate)
     generated = set(generate.all_configs())
-    on_disk = {path for path in CONFIG_FILES if path.parts[-3] in ("vae", "sbn")}
-    assert on_disk == generated
+    assert set(ALL_CONFIG_FILES) == generated
     # 2 models x 2 latent settings x 7 estimators x 2 parameterizations + 6 grid points
-    assert len(generated) == 62
+    assert len(CONFIG_FILES) == 62
 
 
 def test_configs_generate_check_passes():

@@ -1,0 +1,23 @@
+"""Pieces shared by the config tables of every family (see generate.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CONFIGS = Path(__file__).resolve().parent
+PARAMETERIZATIONS = {"softmax": "Softmax", "catnat": "Catnat"}
+
+
+def latent(
+    num_categories: int, parameterization: str, estimator: str, init_args: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``latent`` block of a model: a DiscreteLatent with the estimator by short name."""
+    return {
+        "class_path": "DiscreteLatent",
+        "init_args": {
+            "num_categories": num_categories,
+            "parameterization": parameterization,
+            "estimator": {"class_path": estimator, "init_args": init_args},
+        },
+    }
