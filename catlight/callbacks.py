@@ -1,16 +1,22 @@
-"""Callbacks: temperature annealing and image logging."""
+"""Callbacks: temperature annealing, image logging, per-rank random state."""
 
 from __future__ import annotations
 
 import math
+import os
+import random
+from typing import Any
 
+import numpy as np
 import torch
+import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
 
 from catlight.latent import RelaxedEstimator
 
-__all__ = ["ImageSamples", "TemperatureAnnealing"]
+__all__ = ["ImageSamples", "RandomState", "TemperatureAnnealing"]
 
 
 class TemperatureAnnealing(Callback):
@@ -135,3 +141,90 @@ class ImageSamples(Callback):
         padded[: images.shape[0]] = images
         tiles = padded.view(rows, columns, *images.shape[1:]).permute(0, 2, 1, 3)
         return tiles.reshape(1, 1, rows * images.shape[1], columns * images.shape[2])
+
+
+class RandomState(Callback):
+    """Different noise on every rank, and every rank's generators in the checkpoint.
+
+    With the same ``seed_everything`` seed in every process, all DDP ranks would draw
+    the same latent noise (Gumbel noise, categorical samples) for their different
+    examples. At setup, this callback reseeds torch (CPU and CUDA), numpy and
+    ``random`` on each rank ``r > 0`` with ``seed + r``; rank 0 keeps its stream, so it
+    draws what a one-process run draws. ``seed`` is the ``seed_everything`` seed
+    (``torch.initial_seed()`` when none was set).
+
+    Checkpoints get the state of those generators on every rank (gathered, since
+    only rank 0 writes), and a resumed run restores each rank's own: with a
+    resumable data loader the continuation draws exactly the random numbers of an
+    uninterrupted run. A checkpoint written with another number of ranks, or
+    without this callback, restores nothing (with a warning).
+    """
+
+    checkpoint_key = "random_states"
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
+        if trainer.global_rank == 0:
+            return
+        seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+        _seed_generators(seed + trainer.global_rank)
+
+    def on_save_checkpoint(  # noqa: D102
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        state = _generator_states()
+        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            states: list[dict[str, Any]] = [{} for _ in range(trainer.world_size)]
+            dist.all_gather_object(states, state)
+        else:
+            states = [state]
+        checkpoint[self.checkpoint_key] = states
+
+    def on_load_checkpoint(  # noqa: D102
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get(self.checkpoint_key)
+        if states is None or len(states) != trainer.world_size:
+            saved = "no random state" if states is None else f"{len(states)} ranks"
+            rank_zero_warn(
+                f"RandomState: the checkpoint holds {saved} and this run has "
+                f"{trainer.world_size}; the random generators are not restored, so the "
+                "continuation is not the uninterrupted run's"
+            )
+            return
+        _set_generator_states(states[trainer.global_rank])
+
+
+def _seed_generators(seed: int) -> None:
+    """Seed torch (every device), numpy's global generator and ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (the generator seed_everything seeds)
+    random.seed(seed)
+
+
+def _generator_states() -> dict[str, Any]:
+    """This process's generator states, as types a ``weights_only`` load accepts."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()  # noqa: NPY002
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (
+            name,
+            torch.from_numpy(keys.astype(np.int64)),
+            position,
+            has_gauss,
+            cached_gaussian,
+        ),
+        "python": random.getstate(),
+    }
+
+
+def _set_generator_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`_generator_states` returned."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    name, keys, position, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian)
+    )
+    random.setstate(states["python"])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import math
+import random
 from types import SimpleNamespace
 from unittest import mock
 
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -15,7 +18,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from catlight.callbacks import ImageSamples, TemperatureAnnealing
+from catlight.callbacks import ImageSamples, RandomState, TemperatureAnnealing
 from catlight.data import BinarizedMNISTDataModule, TensorLoader
 from catlight.latent import DiscreteLatent, GumbelSoftmax, LeaveOneOut, ReinMax, Softmax
 from catlight.models import CategoricalVAE
@@ -302,3 +305,66 @@ def test_image_samples_writes_images_to_tensorboard_during_fit(tmp_path, binariz
         (image,) = events.Images(tag)  # one validation epoch
         assert (image.height, image.width) == (28, 8 * 28)
         assert image.step == trainer.global_step == 1
+
+
+# -- RandomState -----------------------------------------------------------------------
+
+
+def draws() -> tuple[list[float], list[float], list[float]]:
+    """A few numbers from each generator RandomState keeps: torch, numpy, random."""
+    return (
+        torch.rand(3).tolist(),
+        np.random.random(3).tolist(),  # noqa: NPY002 (the global generator is the point)
+        [random.random() for _ in range(3)],
+    )
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_random_state_reseeds_rank_r_with_seed_plus_r(rank, monkeypatch):
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")
+    torch.manual_seed(123)
+    RandomState().setup(SimpleNamespace(global_rank=rank), None, "fit")
+    seeded = draws()
+    torch.manual_seed(7 + rank)
+    np.random.seed(7 + rank)  # noqa: NPY002
+    random.seed(7 + rank)
+    assert seeded == draws()
+
+
+def test_random_state_leaves_rank_zero_stream_alone(monkeypatch):
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    RandomState().setup(SimpleNamespace(global_rank=0), None, "fit")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_random_state_checkpoint_restores_every_generator_after_a_weights_only_load():
+    trainer = SimpleNamespace(world_size=1, global_rank=0)
+    torch.manual_seed(0)
+    checkpoint: dict = {}
+    RandomState().on_save_checkpoint(trainer, None, checkpoint)
+    expected = draws()
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)  # what Trainer.fit(ckpt_path=...) does
+    draws()  # move every generator on
+    RandomState().on_load_checkpoint(trainer, None, loaded)
+    assert draws() == expected
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "saved"),
+    [({}, "no random state"), ({"random_states": [{}, {}]}, "2 ranks")],
+    ids=["without_states", "other_world_size"],
+)
+def test_random_state_warns_and_restores_nothing_from_a_foreign_checkpoint(checkpoint, saved):
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    trainer = SimpleNamespace(world_size=1, global_rank=0)
+    with pytest.warns(UserWarning, match=f"RandomState: the checkpoint holds {saved} and this"):
+        RandomState().on_load_checkpoint(trainer, None, checkpoint)
+    assert torch.equal(torch.rand(3), expected)

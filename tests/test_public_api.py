@@ -2,7 +2,12 @@ import importlib
 
 import pytest
 
-PACKAGES = ["catlight", "catlight.latent", "catlight.latent.estimators"]
+PACKAGES = [
+    "catlight",
+    "catlight.latent",
+    "catlight.latent.estimators",
+    "catlight.latent.structured",
+]
 
 
 @pytest.mark.parametrize("module_name", PACKAGES)

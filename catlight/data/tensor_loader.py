@@ -21,6 +21,13 @@ class TensorLoader:
     permutation shared by all ranks (the permutation is seeded by ``seed`` and the
     epoch), so ranks see disjoint shards of equal length.
 
+    The loader is resumable mid-epoch: :meth:`state_dict` says which pass is in
+    progress and how many of its batches were served, and after
+    :meth:`load_state_dict` the next pass serves the rest of that pass, in its
+    order. Lightning saves and restores this state with the checkpoint (the
+    stateful data loader protocol), so a run resumed from a mid-epoch checkpoint
+    sees the batches an uninterrupted run would.
+
     Args:
         tensors: tensors with the same first dimension, ideally on the target device.
         batch_size: examples per batch (per rank).
@@ -60,7 +67,10 @@ class TensorLoader:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
+        self.epoch = 0  # the epoch of the next pass
+        self._pass_epoch: int | None = None  # the epoch of the pass in progress
+        self._batches_served = 0  # by the pass in progress
+        self._resume_at = 0  # the first batch of the next pass (after load_state_dict)
 
     @property
     def num_examples(self) -> int:
@@ -72,17 +82,55 @@ class TensorLoader:
             return self.num_examples // self.batch_size
         return -(-self.num_examples // self.batch_size)
 
+    def state_dict(self) -> dict[str, int]:
+        """Where the next batch comes from: the ``epoch`` of its pass and the batches before it.
+
+        A pass that has served all its batches is reported as the start of the next
+        one (``batches_served = 0``), so a checkpoint written at the end of an epoch
+        resumes with the next epoch's permutation.
+        """
+        if self._pass_epoch is None:
+            return {"epoch": self.epoch, "batches_served": self._resume_at}
+        if self._batches_served == len(self):
+            return {"epoch": self._pass_epoch + 1, "batches_served": 0}
+        return {"epoch": self._pass_epoch, "batches_served": self._batches_served}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Make the next pass continue the one described by :meth:`state_dict`.
+
+        Raises:
+            ValueError: if ``batches_served`` is negative or more than a pass holds.
+        """
+        served = state_dict["batches_served"]
+        if not 0 <= served <= len(self):
+            raise ValueError(
+                f"TensorLoader: batches_served must be in [0, {len(self)}] (batches per "
+                f"pass), got {served}"
+            )
+        self.epoch = state_dict["epoch"]
+        self._pass_epoch = None
+        self._resume_at = served
+
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        device = self.tensors[0].device
+        epoch, first_batch = self.epoch, self._resume_at
+        self.epoch += 1
+        self._resume_at = 0
+        self._pass_epoch = epoch
+        self._batches_served = first_batch
+        order = self._order(epoch)
+        for batch_index in range(first_batch, len(self)):
+            start = batch_index * self.batch_size
+            index = order[start : start + self.batch_size]
+            batch = tuple(tensor[index] for tensor in self.tensors)
+            self._batches_served = batch_index + 1
+            yield self.transform(batch) if self.transform is not None else batch
+
+    def _order(self, epoch: int) -> Tensor:
+        """This rank's example indices for a pass, on the tensors' device."""
         total = self.num_examples * self.world_size
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            generator = torch.Generator().manual_seed(self.seed + epoch)
             order = torch.randperm(self.tensors[0].shape[0], generator=generator)[:total]
         else:
             order = torch.arange(total)
-        order = order[self.rank :: self.world_size].to(device)
-        self.epoch += 1
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start : start + self.batch_size]
-            batch = tuple(tensor[index] for tensor in self.tensors)
-            yield self.transform(batch) if self.transform is not None else batch
+        return order[self.rank :: self.world_size].to(self.tensors[0].device)

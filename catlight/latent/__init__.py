@@ -16,6 +16,7 @@ from catlight.latent.estimators import (
 from catlight.latent.layer import DiscreteLatent
 from catlight.latent.parameterizations import Catnat, Parameterization, Softmax
 from catlight.latent.sample import LatentSample
+from catlight.latent.structured import StructuredLatent
 
 __all__ = [
     "CARMS",
@@ -34,4 +35,5 @@ __all__ = [
     "Softmax",
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
+    "StructuredLatent",
 ]

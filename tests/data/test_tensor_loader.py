@@ -1,9 +1,11 @@
-"""TensorLoader: batches sliced from tensors, seeded shuffling, rank sharding."""
+"""TensorLoader: batches sliced from tensors, seeded shuffling, rank sharding, resuming."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from catlight.data import TensorLoader
 
@@ -106,3 +108,99 @@ def test_tensor_loader_rejects_tensors_of_different_lengths():
 def test_tensor_loader_rejects_batch_size_below_one():
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         TensorLoader(data(3), batch_size=0)
+
+
+def test_tensor_loader_state_dict_counts_the_batches_of_the_pass_in_progress():
+    loader = TensorLoader(data(10), batch_size=3, shuffle=True, seed=2)
+    assert loader.state_dict() == {"epoch": 0, "batches_served": 0}
+    batches = iter(loader)
+    next(batches)
+    next(batches)
+    assert loader.state_dict() == {"epoch": 0, "batches_served": 2}
+    next(batches)
+    next(batches)  # the last of 4 batches: the next one is the start of epoch 1
+    assert loader.state_dict() == {"epoch": 1, "batches_served": 0}
+    assert order_of(loader) and loader.state_dict() == {"epoch": 2, "batches_served": 0}
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+@pytest.mark.parametrize("served", [0, 1, 3])
+def test_tensor_loader_loaded_state_serves_the_rest_of_the_pass(served, world_size):
+    def loader(rank: int) -> TensorLoader:
+        return TensorLoader(
+            data(24), batch_size=3, shuffle=True, seed=5, rank=rank, world_size=world_size
+        )
+
+    for rank in range(world_size):
+        uninterrupted = loader(rank)
+        passes = [order_of(uninterrupted) for _ in range(3)]
+        resumed = loader(rank)
+        resumed.load_state_dict({"epoch": 1, "batches_served": served})
+        assert order_of(resumed) == passes[1][3 * served :]
+        assert order_of(resumed) == passes[2]  # then whole passes again
+
+
+def test_tensor_loader_rejects_a_state_beyond_the_pass():
+    loader = TensorLoader(data(10), batch_size=3)
+    with pytest.raises(ValueError, match=r"batches_served must be in \[0, 4\].*got 5"):
+        loader.load_state_dict({"epoch": 0, "batches_served": 5})
+
+
+class BatchRecorder(LightningModule):
+    """Records the examples of every training batch; 16 examples, 4 batches an epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.seen: list[list[int]] = []
+
+    def training_step(self, batch, batch_idx):
+        self.seen.append(batch[0].tolist())
+        return self.weight * batch[0].float().sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def train_dataloader(self):
+        return TensorLoader((torch.arange(16),), batch_size=4, shuffle=True, drop_last=True)
+
+
+class CrashAtStep(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError("crash")
+
+
+def quiet_fit(root, model, callbacks=(), ckpt_path=None, **limits):
+    trainer = Trainer(
+        default_root_dir=root,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+        **limits,
+    )
+    trainer.fit(model, ckpt_path=ckpt_path)
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
+@pytest.mark.filterwarnings("error:You're resuming from a checkpoint that ended before")
+@pytest.mark.parametrize("limits", [{"max_epochs": 3}, {"max_steps": 12}], ids=["epochs", "steps"])
+@pytest.mark.parametrize("step", [2, 4, 6], ids=["mid_epoch", "epoch_end", "second_epoch"])
+def test_tensor_loader_resumed_fit_sees_the_uninterrupted_batches(step, limits, tmp_path):
+    straight = BatchRecorder()
+    quiet_fit(tmp_path, straight, **limits)
+    assert len(straight.seen) == 12
+
+    first = BatchRecorder()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=step)
+    with pytest.raises(RuntimeError, match="crash"):
+        quiet_fit(tmp_path, first, [checkpoint, CrashAtStep(step)], **limits)
+    resumed = BatchRecorder()
+    quiet_fit(tmp_path, resumed, ckpt_path=checkpoint.best_model_path, **limits)
+    assert first.seen + resumed.seen == straight.seen

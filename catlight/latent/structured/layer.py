@@ -1,0 +1,90 @@
+"""StructuredLatent: a combinatorial latent (subset, permutation, tree) chosen in YAML."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from catlight.latent.structured.base import Structure, Trace
+from catlight.latent.structured.estimators import StructuredEstimator
+from catlight.latent.structured.sample import StructuredSample
+
+__all__ = ["StructuredLatent"]
+
+
+class StructuredLatent(nn.Module):
+    r"""A structured latent variable: a recursive argmin over perturbed scores.
+
+    A network outputs one score per item (per edge for a spanning tree); the
+    *structure* (:class:`TopK`, :class:`Permutation`, :class:`SpanningTree`,
+    :class:`BinaryTree`) turns perturbations ``E_i ~ Exp(rate = exp(theta_i))`` into a
+    structure, and the *estimator* (:class:`TraceReinforce`,
+    :class:`ExponentialReinforce`, :class:`Relax`) defines the gradient of ``E[cost]``.
+    Both are chosen in configuration. All sampling runs in float32, also under
+    autocast. It plays the role of :class:`~catlight.latent.DiscreteLatent` where the
+    latent is one structure per example rather than independent categorical variables.
+
+    Args:
+        structure: the combinatorial structure (sets :attr:`num_scores`).
+        estimator: the gradient estimator.
+
+    Raises:
+        ValueError: if ``structure`` or ``estimator`` is not a catlight structured one,
+            or (in forward) if the scores do not end in ``num_scores``.
+
+    Shapes:
+        - scores: ``(*batch, num_scores)``
+        - out.z: ``(S, *batch, ...)``, e.g. ``(S, *batch, n)`` k-hot for TopK
+        - out.log_prob: ``(S, *batch)``
+        - out.objective(cost): cost ``(S, *batch)`` -> ``(*batch)``
+
+    Example::
+
+        >>> import torch
+        >>> from catlight.latent.structured import SpanningTree, StructuredLatent, TraceReinforce
+        >>> layer = StructuredLatent(SpanningTree(num_nodes=5), TraceReinforce(num_samples=4))
+        >>> scores = torch.randn(32, layer.num_scores, requires_grad=True)
+        >>> out = layer(scores)
+        >>> out.z.shape
+        torch.Size([4, 32, 10])
+        >>> cost = out.z[..., :4].sum(-1)  # edges at node 0 in the tree, (S, B)
+        >>> out.objective(cost).mean().backward()
+    """
+
+    def __init__(self, structure: Structure, estimator: StructuredEstimator) -> None:
+        super().__init__()
+        if not isinstance(structure, Structure):
+            raise ValueError(
+                "StructuredLatent: structure must be a catlight Structure (TopK, Permutation, "
+                f"SpanningTree, BinaryTree), got {type(structure).__name__}"
+            )
+        if not isinstance(estimator, StructuredEstimator):
+            raise ValueError(
+                "StructuredLatent: estimator must be a structured estimator (TraceReinforce, "
+                f"ExponentialReinforce, Relax), got {type(estimator).__name__}"
+            )
+        self.structure = structure
+        self.estimator = estimator
+
+    @property
+    def num_scores(self) -> int:
+        """How many scores per example the network must output."""
+        return self.structure.num_scores
+
+    def forward(self, scores: Tensor) -> StructuredSample:
+        """Samples and the estimator's objective. See the class docstring for shapes."""
+        self.structure.check_scores(scores)
+        with torch.autocast(device_type=scores.device.type, enabled=False):
+            return self.estimator(scores.float(), self.structure)
+
+    def log_prob(self, scores: Tensor, trace: Trace) -> Tensor:
+        """``log p(T)`` in float32.
+
+        Shapes:
+            - scores: ``(*batch, n)``, broadcast against the trace's ``*shape``
+            - trace: ``selected`` ``(*shape, T)``
+            - output: ``(*shape)``
+        """
+        self.structure.check_scores(scores)
+        with torch.autocast(device_type=scores.device.type, enabled=False):
+            return self.structure.log_prob(scores.float(), trace)
