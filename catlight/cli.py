@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
@@ -11,7 +12,8 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 import catlight.callbacks
 import catlight.data
 import catlight.latent
-import catlight.models  # noqa: F401
+import catlight.models
+from catlight.data.particles import simulate_main
 
 __all__ = ["CatlightCLI", "main"]
 
@@ -35,16 +37,26 @@ class CatlightCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        # appended to the config's callbacks: per-rank noise and resumable RNG state
+        kwargs.setdefault("trainer_defaults", {"callbacks": [catlight.callbacks.RandomState()]})
         super().__init__(args=args, run=run, **kwargs)
 
 
 def main(args: ArgsType = None) -> None:
     """Run the CLI on ``args`` (``sys.argv[1:]`` when None).
 
+    ``catlight simulate ...`` is not a LightningCLI subcommand: it writes a simulated
+    particles data set (:func:`catlight.data.particles.simulate_main`).
+
     Example::
 
         catlight fit --config configs/vae/categorical/gs_softmax.yaml --trainer.max_epochs 10
+        catlight simulate --data_dir data --system springs --num_particles 5
     """
+    command = sys.argv[1:] if args is None else args
+    if isinstance(command, list) and command[:1] == ["simulate"]:
+        simulate_main(command[1:])
+        return
     with warnings.catch_warnings():
         # version skew between lightning, jsonargparse and torch: nothing a user can fix
         warnings.filterwarnings(

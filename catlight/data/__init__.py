@@ -8,6 +8,8 @@ from catlight.data.images import (
     ImageDataModule,
     MNISTDataModule,
 )
+from catlight.data.particles import ParticlesDataModule, fully_connected_edge_index
+from catlight.data.simulation import ParticleSystem, random_spanning_trees
 from catlight.data.tensor_loader import TensorLoader
 
 __all__ = [
@@ -16,7 +18,11 @@ __all__ = [
     "FashionMNISTDataModule",
     "ImageDataModule",
     "MNISTDataModule",
+    "ParticleSystem",
+    "ParticlesDataModule",
     "TensorLoader",
     "ensure_file",
+    "fully_connected_edge_index",
+    "random_spanning_trees",
     "read_idx",
 ]

@@ -1,6 +1,11 @@
 """LightningModules built on the DiscreteLatent layer."""
 
+from catlight.models.nri import NRI
 from catlight.models.sbn import StructuredOutputPrediction
 from catlight.models.vae import CategoricalVAE
 
-__all__ = ["CategoricalVAE", "StructuredOutputPrediction"]
+__all__ = [
+    "NRI",
+    "CategoricalVAE",
+    "StructuredOutputPrediction",
+]

@@ -1,0 +1,231 @@
+"""NRI on simulated particles: data generation, edge accuracy, training throughput.
+
+Three tables:
+
+1. data generation time of springs-5 and charged-5, vectorised against one loop per
+   simulation (``benchmarks/nri_simulation.py``);
+2. test edge accuracy of NRI (MLP encoder and decoder, two edge types, Gumbel-Softmax
+   tau 0.5, uniform prior) on springs-5 with softmax and catnat, and on charged-5;
+   both the plain accuracy and the best over relabellings of the two types, and the
+   test MSE of predictions 1, 10 and 20 steps ahead (normalised units);
+3. training throughput: simulations per second of a training step (loss, backward,
+   Adam; no Lightning loop) of each encoder x decoder with the paper's settings,
+   batch 128, springs-5 trajectories of 49 steps, at the preset's width and at 256.
+
+Presets (``--quick`` is the default):
+
+- quick (CPU, about 12-15 minutes on 2 shared cores): 5,000 / 500 / 500 simulations,
+  width 64, batch 32, Adam 1e-3, 12 epochs, and ``skip_first`` (type 0 sends no
+  message, which breaks the symmetry of the two types early); 1/400 of the paper's
+  training budget, so its accuracies show learning, not the published numbers;
+- full (needs a GPU; several hours per row): the paper's settings, i.e. the configs
+  ``configs/nri/{springs5,springs5_catnat,charged5}.yaml``: 50,000 / 10,000 / 10,000
+  simulations, width 256, batch 128, Adam 5e-4 halved every 200 epochs, 500 epochs.
+  Goal: springs-5 >= 99.9 %, charged-5 >= 82.1 % edge accuracy (Kipf et al. 2018).
+
+    python benchmarks/nri.py --quick --data-dir /tmp/nri_data
+    python benchmarks/nri.py --full --data-dir data/particles --accelerator gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from _common import markdown
+from lightning.pytorch import Trainer
+from nri_simulation import cpu_model, simulation_table
+
+from catlight.data import ParticlesDataModule
+from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax
+from catlight.models import NRI
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much each accuracy row trains, and how long throughput is timed."""
+
+    num_train: int
+    num_valid: int
+    num_test: int
+    epochs: int
+    hidden_size: int
+    batch_size: int
+    learning_rate: float
+    skip_first: bool  # edge type 0 sends no message
+    throughput_steps: int  # timed training steps per throughput row (after one warm-up)
+
+
+PRESETS = {
+    "quick": Preset(5000, 500, 500, 12, 64, 32, 1e-3, True, 3),
+    "full": Preset(50000, 10000, 10000, 500, 256, 128, 5e-4, False, 20),
+}
+# (system, particles, parameterization) of each accuracy row
+ACCURACY_ROWS = [("springs", 5, "softmax"), ("springs", 5, "catnat"), ("charged", 5, "softmax")]
+THROUGHPUT_ROWS = [("mlp", "mlp"), ("cnn", "mlp"), ("mlp", "rnn")]
+PARAMETERIZATIONS = {"softmax": Softmax, "catnat": Catnat}
+PAPER = {"springs": "99.9", "charged": "82.1"}
+
+
+def describe(preset: Preset) -> str:
+    """The preset in words, for the header."""
+    return (
+        f"{preset.num_train:,} / {preset.num_valid:,} / {preset.num_test:,} simulations, "
+        f"{preset.epochs} epochs, width {preset.hidden_size}, batch {preset.batch_size}, "
+        f"Adam {preset.learning_rate:g}, skip_first {preset.skip_first}"
+    )
+
+
+def make_model(
+    preset: Preset,
+    parameterization: str,
+    encoder: str = "mlp",
+    decoder: str = "mlp",
+    width: int | None = None,
+    skip_first: bool | None = None,
+) -> NRI:
+    """NRI with the preset's settings unless ``width`` or ``skip_first`` are given."""
+    latent = DiscreteLatent(2, PARAMETERIZATIONS[parameterization](), GumbelSoftmax(tau=0.5))
+    return NRI(
+        latent,
+        encoder=encoder,
+        decoder=decoder,
+        encoder_hidden_size=width or preset.hidden_size,
+        decoder_hidden_size=width or preset.hidden_size,
+        skip_first=preset.skip_first if skip_first is None else skip_first,
+        learning_rate=preset.learning_rate,
+    )
+
+
+def make_data(args: argparse.Namespace, preset: Preset, system: str, particles: int):
+    """The preset's data set (simulated once, then read from ``args.data_dir``)."""
+    return ParticlesDataModule(
+        str(args.data_dir),
+        system=system,
+        num_particles=particles,
+        num_train=preset.num_train,
+        num_valid=preset.num_valid,
+        num_test=preset.num_test,
+        batch_size=preset.batch_size,
+    )
+
+
+def accuracy_row(args: argparse.Namespace, preset: Preset, row: tuple[str, int, str]) -> list:
+    """Train one row without validation, test the last model; a row of table 2."""
+    system, particles, parameterization = row
+    torch.manual_seed(args.seed)
+    data = make_data(args, preset, system, particles)
+    model = make_model(preset, parameterization)
+    trainer = Trainer(
+        accelerator=args.accelerator,
+        max_epochs=preset.epochs,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the tables
+        data.prepare_data()
+        start = time.perf_counter()
+        trainer.fit(model, datamodule=data)
+        seconds = time.perf_counter() - start
+        metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    return [
+        f"{system}-{particles}",
+        parameterization,
+        f"{100 * metrics['test/edge_acc']:.1f}",
+        f"{100 * metrics['test/edge_acc_best']:.1f}",
+        PAPER[system] if particles == 5 else "",
+        *(f"{metrics[f'test/mse_{h}step']:.2e}" for h in (1, 10, 20)),
+        f"{seconds / 60:.1f}",
+    ]
+
+
+def throughput_row(
+    args: argparse.Namespace, preset: Preset, encoder: str, decoder: str, width: int
+) -> list:
+    """Simulations per second of training steps on springs-5 batches of 128."""
+    torch.manual_seed(args.seed)
+    device = torch.device("cuda" if args.accelerator in ("gpu", "cuda") else "cpu")
+    model = make_model(preset, "softmax", encoder, decoder, width, skip_first=False).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=preset.learning_rate)
+    data = make_data(args, preset, "springs", 5)
+    with contextlib.redirect_stdout(sys.stderr):
+        data.prepare_data()
+    data.setup("fit")
+    trajectories = data.splits["train"][0][:128].to(device)
+    for step in range(preset.throughput_steps + 1):
+        if step == 1:  # the first step warms up (allocations, kernels)
+            _synchronize(device)
+            start = time.perf_counter()
+        loss, _ = model.loss(trajectories)
+        optimizer.zero_grad(set_to_none=True)
+        loss.mean().backward()
+        optimizer.step()
+    _synchronize(device)
+    seconds = (time.perf_counter() - start) / preset.throughput_steps
+    return [encoder, decoder, str(width), f"{1000 * seconds:,.0f}", f"{128 / seconds:,.0f}"]
+
+
+def main() -> None:
+    """Print the three tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    preset_group = parser.add_mutually_exclusive_group()
+    preset_group.add_argument("--quick", action="store_const", const="quick", dest="preset")
+    preset_group.add_argument("--full", action="store_const", const="full", dest="preset")
+    parser.add_argument("--data-dir", type=Path, default=Path("data/particles"))
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-simulation", action="store_true", help="omit table 1")
+    args = parser.parse_args()
+    preset_name = args.preset or "quick"
+    preset = PRESETS[preset_name]
+    torch.set_num_threads(args.threads)
+
+    print(f"# NRI benchmark ({preset_name} preset)\n")
+    print(f"`{shlex.join(['python', *sys.argv])}`\n")
+    print(
+        f"{args.accelerator} ({cpu_model()}, {torch.get_num_threads()} torch threads), "
+        f"torch {torch.__version__}, Python {platform.python_version()}; {describe(preset)}\n"
+    )
+    if not args.skip_simulation:
+        print("## 1. Data generation\n")
+        print(simulation_table("quick", (("springs", 5), ("charged", 5))) + "\n")
+
+    print(
+        f"## 2. Test edge accuracy ({preset.num_train:,} training simulations, "
+        f"{preset.epochs} epochs, width {preset.hidden_size}; Gumbel-Softmax tau 0.5)\n"
+    )
+    header = ["data set", "parameterization", "edge acc. (%)", "best relabelling (%)"]
+    header += ["paper (%)", "MSE 1 step", "MSE 10 steps", "MSE 20 steps", "train (min)"]
+    rows = [accuracy_row(args, preset, row) for row in ACCURACY_ROWS]
+    print(markdown(header, rows) + "\n")
+
+    print("## 3. Training throughput (springs-5, batch 128, 49 steps)\n")
+    widths = sorted({preset.hidden_size, 256})
+    rows = [
+        throughput_row(args, preset, encoder, decoder, width)
+        for width in widths
+        for encoder, decoder in THROUGHPUT_ROWS
+    ]
+    header = ["encoder", "decoder", "width", "ms / step", "simulations / s"]
+    print(markdown(header, rows))
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+if __name__ == "__main__":
+    main()
