@@ -9,6 +9,12 @@ from catlight.data.images import (
     MNISTDataModule,
 )
 from catlight.data.particles import ParticlesDataModule, fully_connected_edge_index
+from catlight.data.semisupervised import (
+    SemiSupervisedFashionMNISTDataModule,
+    SemiSupervisedLoader,
+    SemiSupervisedMNISTDataModule,
+    balanced_subset,
+)
 from catlight.data.simulation import ParticleSystem, random_spanning_trees
 from catlight.data.tensor_loader import TensorLoader
 
@@ -20,7 +26,11 @@ __all__ = [
     "MNISTDataModule",
     "ParticleSystem",
     "ParticlesDataModule",
+    "SemiSupervisedFashionMNISTDataModule",
+    "SemiSupervisedLoader",
+    "SemiSupervisedMNISTDataModule",
     "TensorLoader",
+    "balanced_subset",
     "ensure_file",
     "fully_connected_edge_index",
     "random_spanning_trees",

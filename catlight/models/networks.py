@@ -8,16 +8,28 @@ from typing import Literal
 
 from torch import nn
 
-__all__ = ["Activation", "mlp"]
+__all__ = ["Activation", "activation_layer", "mlp"]
 
-Activation = Literal["relu", "leaky_relu", "tanh", "elu"]
+Activation = Literal["relu", "leaky_relu", "tanh", "elu", "softplus"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
     "tanh": nn.Tanh,
     "elu": nn.ELU,
+    "softplus": nn.Softplus,
 }
+
+
+def activation_layer(name: Activation) -> nn.Module:
+    """A new activation module by name.
+
+    Raises:
+        ValueError: for a name that is not an :data:`Activation`.
+    """
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
+    return _ACTIVATIONS[name]()
 
 
 def mlp(sizes: Sequence[int], activation: Activation = "relu") -> nn.Sequential:
@@ -40,6 +52,6 @@ def mlp(sizes: Sequence[int], activation: Activation = "relu") -> nn.Sequential:
     layers: list[nn.Module] = []
     for index, (width_in, width_out) in enumerate(itertools.pairwise(sizes)):
         if index:
-            layers.append(_ACTIVATIONS[activation]())
+            layers.append(activation_layer(activation))
         layers.append(nn.Linear(width_in, width_out))
     return nn.Sequential(*layers)

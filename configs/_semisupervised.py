@@ -1,0 +1,82 @@
+"""Semi-supervised M2 configs: every estimator x parameterization on MNIST and Fashion-MNIST.
+
+``configs/semisupervised/<data set>/<estimator>_<parameterization>.yaml``; ``exact``
+is the classic marginalisation over the 10 labels, the others sample the label
+(Jang et al. 2017, section 4.3). All share Kingma et al.'s MLP networks (one hidden
+layer of 500, z of dimension 50), 100 labels, dynamic binarization and Adam.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from _common import CONFIGS, PARAMETERIZATIONS, latent
+
+# estimator name -> (class_path, init_args, anneal the temperature?)
+ESTIMATORS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "exact": ("Exact", {}, False),
+    "gs": ("GumbelSoftmax", {"tau": 1.0}, True),
+    "st_gs": ("StraightThroughGumbelSoftmax", {"tau": 1.0}, True),
+    "reinmax": ("ReinMax", {"tau": 1.3}, False),
+    "reinforce": ("Reinforce", {"num_samples": 1, "baseline": "moving_average"}, False),
+    "loo": ("LeaveOneOut", {"num_samples": 4}, False),
+    "carms": ("CARMS", {"num_samples": 4}, False),
+}
+# the Gumbel-Softmax paper's schedule, tau = max(0.5, exp(-rate * step)), 500 steps an epoch
+ANNEALING = {"tau0": 1.0, "tau_min": 0.5, "rate": 3e-5, "interval": 500}
+DATA_MODULES = {
+    "mnist": "SemiSupervisedMNISTDataModule",
+    "fashion_mnist": "SemiSupervisedFashionMNISTDataModule",
+}
+NUM_CLASSES = 10
+MAX_EPOCHS = 100
+
+
+def semisupervised_config(data: str, parameterization: str, estimator: str) -> dict[str, Any]:
+    """A SemiSupervisedVAE config: 100 labels, batches of 100 unlabeled + 100 labeled."""
+    class_path, init_args, anneal = ESTIMATORS[estimator]
+    callbacks: list[dict[str, Any]] = [
+        {"class_path": "ModelCheckpoint", "init_args": {"monitor": "val/accuracy", "mode": "max"}},
+        {"class_path": "ImageSamples"},
+    ]
+    if anneal:
+        callbacks.insert(0, {"class_path": "TemperatureAnnealing", "init_args": ANNEALING})
+    return {
+        "seed_everything": 0,
+        "trainer": {"max_epochs": MAX_EPOCHS, "callbacks": callbacks},
+        "model": {
+            "class_path": "SemiSupervisedVAE",
+            "init_args": {
+                "latent_size": 50,
+                "hidden_size": 500,
+                "architecture": "mlp",
+                "learning_rate": 1e-3,
+                "latent": latent(
+                    NUM_CLASSES, PARAMETERIZATIONS[parameterization], class_path, init_args
+                ),
+            },
+        },
+        "data": {
+            "class_path": DATA_MODULES[data],
+            "init_args": {
+                "data_dir": "data",
+                "num_labeled": 100,
+                "labeled_batch_size": 100,
+                "batch_size": 100,
+                "binarization": "dynamic",
+            },
+        },
+    }
+
+
+def configs() -> dict[Path, dict[str, Any]]:
+    """Every semi-supervised config, by path."""
+    return {
+        CONFIGS / "semisupervised" / data / f"{estimator}_{parameterization}.yaml": (
+            semisupervised_config(data, parameterization, estimator)
+        )
+        for data in DATA_MODULES
+        for estimator in ESTIMATORS
+        for parameterization in PARAMETERIZATIONS
+    }
