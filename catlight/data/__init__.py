@@ -9,6 +9,7 @@ from catlight.data.images import (
     MNISTDataModule,
 )
 from catlight.data.particles import ParticlesDataModule, fully_connected_edge_index
+from catlight.data.rl import Agent, Episodes, GymnasiumDataModule, Rollout, RolloutCollector
 from catlight.data.semisupervised import (
     SemiSupervisedFashionMNISTDataModule,
     SemiSupervisedLoader,
@@ -19,13 +20,18 @@ from catlight.data.simulation import ParticleSystem, random_spanning_trees
 from catlight.data.tensor_loader import TensorLoader
 
 __all__ = [
+    "Agent",
     "BinarizedMNISTDataModule",
     "DataFileError",
+    "Episodes",
     "FashionMNISTDataModule",
+    "GymnasiumDataModule",
     "ImageDataModule",
     "MNISTDataModule",
     "ParticleSystem",
     "ParticlesDataModule",
+    "Rollout",
+    "RolloutCollector",
     "SemiSupervisedFashionMNISTDataModule",
     "SemiSupervisedLoader",
     "SemiSupervisedMNISTDataModule",

@@ -27,11 +27,14 @@ class DiscreteLatent(nn.Module):
         parameterization: e.g. :class:`~catlight.latent.Softmax` or
             :class:`~catlight.latent.Catnat`.
         estimator: e.g. :class:`~catlight.latent.GumbelSoftmax` or
-            :class:`~catlight.latent.LeaveOneOut`.
+            :class:`~catlight.latent.LeaveOneOut`. ``None`` makes a layer that only
+            gives :meth:`log_probs` and :meth:`distribution` (an RL policy head, whose
+            gradient comes from the algorithm's own loss), and cannot be called.
 
     Raises:
         ValueError: if ``num_categories < 2``, if the estimator cannot serve K
-            categories, or (in forward) if the scores do not end in ``num_scores``.
+            categories, or (in forward) if the scores do not end in ``num_scores`` or
+            the layer has no estimator.
 
     Shapes:
         - scores: ``(*batch, N, num_scores)``
@@ -53,7 +56,10 @@ class DiscreteLatent(nn.Module):
     """
 
     def __init__(
-        self, num_categories: int, parameterization: Parameterization, estimator: Estimator
+        self,
+        num_categories: int,
+        parameterization: Parameterization,
+        estimator: Estimator | None = None,
     ) -> None:
         super().__init__()
         check_num_categories(num_categories)
@@ -62,12 +68,13 @@ class DiscreteLatent(nn.Module):
                 "DiscreteLatent: parameterization must be a catlight Parameterization "
                 f"(Softmax, Catnat), got {type(parameterization).__name__}"
             )
-        if not isinstance(estimator, Estimator):
-            raise ValueError(
-                "DiscreteLatent: estimator must be a catlight Estimator (GumbelSoftmax, "
-                f"LeaveOneOut, ...), got {type(estimator).__name__}"
-            )
-        estimator.check_num_categories(num_categories)
+        if estimator is not None:
+            if not isinstance(estimator, Estimator):
+                raise ValueError(
+                    "DiscreteLatent: estimator must be a catlight Estimator (GumbelSoftmax, "
+                    f"LeaveOneOut, ...) or None, got {type(estimator).__name__}"
+                )
+            estimator.check_num_categories(num_categories)
         self.num_categories = num_categories
         self.parameterization = parameterization
         self.estimator = estimator
@@ -94,6 +101,12 @@ class DiscreteLatent(nn.Module):
 
     def forward(self, scores: Tensor) -> LatentSample:
         """Samples and the estimator's objective. See the class docstring for shapes."""
+        if self.estimator is None:
+            raise ValueError(
+                "DiscreteLatent: this layer has no estimator, so it cannot sample with a "
+                "gradient; give it one (e.g. estimator=GumbelSoftmax()) or use "
+                "log_probs / distribution"
+            )
         log_probs = self.log_probs(scores)
         with _float32(scores):
             return self.estimator(log_probs)

@@ -1,5 +1,6 @@
 """LightningModules built on the DiscreteLatent layer."""
 
+from catlight.models.actor_critic import ActorCritic
 from catlight.models.nri import NRI
 from catlight.models.sbn import StructuredOutputPrediction
 from catlight.models.semisupervised import SemiSupervisedVAE
@@ -7,6 +8,7 @@ from catlight.models.vae import CategoricalVAE
 
 __all__ = [
     "NRI",
+    "ActorCritic",
     "CategoricalVAE",
     "SemiSupervisedVAE",
     "StructuredOutputPrediction",

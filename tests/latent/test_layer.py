@@ -355,7 +355,7 @@ def test_layer_rejects_non_parameterization(parameterization):
         DiscreteLatent(4, parameterization, LeaveOneOut(2))
 
 
-@pytest.mark.parametrize("estimator", [None, "reinforce", LeaveOneOut])
+@pytest.mark.parametrize("estimator", ["reinforce", LeaveOneOut])
 def test_layer_rejects_non_estimator(estimator):
     with pytest.raises(ValueError, match="estimator"):
         DiscreteLatent(4, Softmax(), estimator)
@@ -394,3 +394,13 @@ def test_layer_objective_rejects_cost_of_wrong_shape(example):
     ]:
         with pytest.raises(ValueError, match="cost"):
             out.objective(torch.zeros(shape))
+
+
+def test_layer_without_estimator_gives_probabilities_but_refuses_to_sample():
+    layer = DiscreteLatent(3, Softmax())
+    scores = torch.tensor([[[0.0, 1.0, 2.0]]])
+    expected = torch.log_softmax(scores, -1)
+    torch.testing.assert_close(layer.log_probs(scores), expected)
+    torch.testing.assert_close(layer.distribution(scores).logits, expected)
+    with pytest.raises(ValueError, match="has no estimator"):
+        layer(scores)

@@ -1,0 +1,134 @@
+"""Actor-critic configs: PPO and A2C on three gymnasium tasks, softmax and catnat policies.
+
+``configs/rl/<env>/<algorithm>_<parameterization>.yaml``. Hyperparameters follow the
+rl-baselines3-zoo tables (PPO and A2C on CartPole-v1 and LunarLander, A2C on
+Acrobot-v1), and CleanRL's ``ppo.py`` defaults for PPO on Acrobot-v1 (REFERENCE.md
+lists the returns they reach). Differences from the zoo: PPO's clip range is
+constant (the zoo anneals it on CartPole), and where the zoo normalises with
+``VecNormalize`` only the observations are normalised here.
+
+The budget is ``data.total_env_steps``, one training epoch (``trainer.max_epochs: 1``)
+of one rollout per batch; ``trainer.val_check_interval`` (rollouts) evaluates about
+every ``EVAL_EVERY`` environment steps and ``trainer.log_every_n_steps`` (rollouts)
+logs about every ``LOG_EVERY`` steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from _common import CONFIGS, PARAMETERIZATIONS
+
+# name -> (gymnasium id, observation size, actions)
+ENVIRONMENTS = {
+    "cartpole": ("CartPole-v1", 4, 2),
+    "acrobot": ("Acrobot-v1", 6, 3),
+    "lunarlander": ("LunarLander-v3", 8, 4),
+}
+# (algorithm, env) -> (data settings, model settings)
+SETTINGS: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
+    ("ppo", "cartpole"): (
+        {"num_envs": 8, "num_steps": 32, "total_env_steps": 100_000},
+        {
+            "learning_rate": 1e-3,
+            "gamma": 0.98,
+            "gae_lambda": 0.8,
+            "update_epochs": 20,
+            "num_minibatches": 1,
+            "entropy_coef": 0.0,
+        },
+    ),
+    ("ppo", "acrobot"): (
+        {"num_envs": 4, "num_steps": 128, "total_env_steps": 500_000},
+        {"learning_rate": 2.5e-4, "value_clip_range": 0.2},
+    ),
+    ("ppo", "lunarlander"): (
+        {"num_envs": 16, "num_steps": 1024, "total_env_steps": 1_000_000},
+        {
+            "learning_rate": 3e-4,
+            "anneal_learning_rate": False,
+            "gamma": 0.999,
+            "gae_lambda": 0.98,
+            "num_minibatches": 256,
+        },
+    ),
+    ("a2c", "cartpole"): ({"num_envs": 8, "num_steps": 5, "total_env_steps": 500_000}, {}),
+    ("a2c", "acrobot"): (
+        {"num_envs": 16, "num_steps": 5, "total_env_steps": 500_000},
+        {"normalize_observations": True},
+    ),
+    ("a2c", "lunarlander"): (
+        {"num_envs": 8, "num_steps": 5, "total_env_steps": 200_000},
+        {
+            "learning_rate": 8.3e-4,
+            "anneal_learning_rate": True,
+            "gamma": 0.995,
+            "entropy_coef": 1e-5,
+        },
+    ),
+}
+# A2C's defaults in the zoo (Stable-Baselines3's A2C)
+A2C = {
+    "algorithm": "a2c",
+    "learning_rate": 7e-4,
+    "anneal_learning_rate": False,
+    "optimizer": "rmsprop",
+    "gae_lambda": 1.0,
+    "update_epochs": 1,
+    "num_minibatches": 1,
+    "normalize_advantages": False,
+    "entropy_coef": 0.0,
+}
+EVAL_EVERY = {"cartpole": 10_000, "acrobot": 25_000, "lunarlander": 50_000}
+LOG_EVERY = 2_000
+
+
+def rl_config(algorithm: str, env: str, parameterization: str) -> dict[str, Any]:
+    """An ActorCritic + GymnasiumDataModule config."""
+    env_id, observation_size, num_actions = ENVIRONMENTS[env]
+    data, model = SETTINGS[(algorithm, env)]
+    per_rollout = data["num_envs"] * data["num_steps"]
+    return {
+        "seed_everything": 0,
+        "trainer": {
+            "max_epochs": 1,
+            "val_check_interval": max(1, EVAL_EVERY[env] // per_rollout),
+            "num_sanity_val_steps": 0,
+            "log_every_n_steps": max(1, LOG_EVERY // per_rollout),
+            "callbacks": [
+                {
+                    "class_path": "ModelCheckpoint",
+                    "init_args": {"monitor": "val/episodic_return", "mode": "max"},
+                },
+            ],
+        },
+        "model": {
+            "class_path": "ActorCritic",
+            "init_args": {
+                # no estimator: the policy gradient is written with log pi
+                "latent": {
+                    "class_path": "DiscreteLatent",
+                    "init_args": {
+                        "num_categories": num_actions,
+                        "parameterization": PARAMETERIZATIONS[parameterization],
+                    },
+                },
+                "observation_size": observation_size,
+                **(A2C if algorithm == "a2c" else {}),
+                **model,
+            },
+        },
+        "data": {"class_path": "GymnasiumDataModule", "init_args": {"env_id": env_id, **data}},
+    }
+
+
+def configs() -> dict[Path, dict[str, Any]]:
+    """Every RL config, by path."""
+    return {
+        CONFIGS / "rl" / env / f"{algorithm}_{parameterization}.yaml": rl_config(
+            algorithm, env, parameterization
+        )
+        for algorithm, env in SETTINGS
+        for parameterization in PARAMETERIZATIONS
+    }
