@@ -174,7 +174,7 @@ def speed_row(config: Path, num_classes: int, args: argparse.Namespace, preset: 
 
 
 def _images_per_step(data: SemiSupervisedMNISTDataModule) -> int:
-    return data.batch_size + data.labeled_batch_size
+    return data.batch_size + (data.labeled_batch_size or data.num_labeled)
 
 
 def _synchronize(device: torch.device) -> None:

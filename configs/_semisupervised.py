@@ -62,7 +62,6 @@ def semisupervised_config(data: str, parameterization: str, estimator: str) -> d
             "init_args": {
                 "data_dir": "data",
                 "num_labeled": 100,
-                "labeled_batch_size": 100,
                 "batch_size": 100,
                 "binarization": "dynamic",
             },

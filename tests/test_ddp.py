@@ -1,6 +1,7 @@
-"""Data parallelism on CPU (gloo): every family trains under 2-process DDP, the
-gradient of 2 ranks equals the gradient of their joint batch, ranks draw different
-noise, and the REINFORCE baseline is all-reduced.
+"""Data parallelism on CPU (gloo): every family trains under 2-process DDP on
+different examples on each rank, with different noise, logging from rank 0 metrics
+reduced across ranks; the gradient of 2 ranks equals the gradient of their joint
+batch, and the REINFORCE baseline is all-reduced.
 
 DDP runs go through ``python -m catlight fit`` in a subprocess: Lightning's ``ddp``
 strategy relaunches the command line for the other ranks, which must not be pytest.
@@ -13,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,22 +31,37 @@ CPU_PRESET = str(REPO / "configs" / "trainer" / "cpu.yaml")
 TWO_PROCESSES = ("--trainer.devices=2", "--trainer.strategy=ddp")
 
 
-class LatentNoiseProbe(Callback):
-    """Saves, on every rank, samples of a latent for all-zero scores at the start of training.
+class RankProbe(Callback):
+    """Saves, on every rank, what the rank trained on and the noise its latent draws.
+
+    ``rank<r>.pt`` in ``output_dir`` holds ``noise``, samples of the family's latent for
+    all-zero scores at the start of training, and ``examples``, the family's
+    ``example_rows`` of every training batch of the rank.
 
     Args:
-        latent: the name of a DiscreteLatent submodule.
+        family: a key of ``FAMILIES``.
         output_dir: where ``rank<r>.pt`` is written.
     """
 
-    def __init__(self, latent: str, output_dir: str) -> None:
-        self.latent = latent
+    def __init__(self, family: str, output_dir: str) -> None:
+        self.family = FAMILIES[family]
         self.output_dir = output_dir
+        self.noise: torch.Tensor | None = None
+        self.examples: list[tuple[torch.Tensor, ...]] = []
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        layer = pl_module.get_submodule(self.latent)
-        samples = layer(torch.zeros(16, 2, layer.num_scores)).z
-        torch.save(samples, Path(self.output_dir) / f"rank{trainer.global_rank}.pt")
+        layer = pl_module.get_submodule(self.family.latent)
+        self.noise = layer(torch.zeros(16, 2, layer.num_scores)).z
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int
+    ) -> None:
+        streams = self.family.example_rows(batch)
+        self.examples.append(tuple(rows.detach().cpu() for rows in streams))
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        record = {"noise": self.noise, "examples": self.examples}
+        torch.save(record, Path(self.output_dir) / f"rank{trainer.global_rank}.pt")
 
 
 def run_fit(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -62,53 +79,120 @@ def run_fit(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
-def probe_args(family: Family, output_dir: Path) -> str:
+def probe_args(name: str, output_dir: Path) -> str:
     probe = {
-        "class_path": "tests.test_ddp.LatentNoiseProbe",
-        "init_args": {"latent": family.latent, "output_dir": str(output_dir)},
+        "class_path": "tests.test_ddp.RankProbe",
+        "init_args": {"family": name, "output_dir": str(output_dir)},
     }
     return "--trainer.callbacks+=" + json.dumps(probe)
 
 
-def ddp_fit(family: Family, tmp_path: Path, *overrides: str) -> Path:
-    """A 2-process fit of 2 steps and one validation batch; returns its log dir."""
+@dataclass(frozen=True)
+class DDPRun:
+    """A finished 2-process fit of 2 steps and a validation epoch of one family.
+
+    Attributes:
+        family: the family.
+        folder: holds ``data/``, ``runs/`` and the probe's ``rank<r>.pt``.
+        log_dir: the one TensorBoard log folder (rank 0's).
+    """
+
+    family: Family
+    folder: Path
+    log_dir: Path
+
+    def rank_records(self) -> list[dict]:
+        """What :class:`RankProbe` saved on ranks 0 and 1."""
+        return [torch.load(self.folder / f"rank{rank}.pt") for rank in range(2)]
+
+    def scalars(self, metric: str) -> list[float]:
+        """The logged values of a metric."""
+        events = EventAccumulator(str(self.log_dir))
+        events.Reload()
+        return [event.value for event in events.Scalars(metric)]
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def ddp_run(request, tmp_path_factory) -> DDPRun:
+    """Each family's 2-process fit with the CPU preset, run once for the tests below.
+
+    Each rank trains 2 batches and validates one: half of the 16 validation examples.
+    """
+    name = request.param
+    family = FAMILIES[name]
+    folder = tmp_path_factory.mktemp(f"ddp_{name}")
     run_fit(
         fit_args(
             family,
-            tmp_path / "data",
+            folder / "data",
+            *family.ddp_overrides,
+            "--config",
+            CPU_PRESET,
             *TWO_PROCESSES,
             "--trainer.max_epochs=1",
             "--trainer.limit_train_batches=2",
-            f"--trainer.default_root_dir={tmp_path / 'runs'}",
-            probe_args(family, tmp_path),
-            *overrides,
+            f"--trainer.default_root_dir={folder / 'runs'}",
+            probe_args(name, folder),
         ),
-        cwd=tmp_path,
+        cwd=folder,
     )
-    (log_dir,) = (tmp_path / "runs" / "lightning_logs").iterdir()  # rank 0 logs alone
-    return log_dir
+    (log_dir,) = (folder / "runs" / "lightning_logs").iterdir()  # rank 0 logs alone
+    return DDPRun(family, folder, log_dir)
 
 
-@pytest.mark.parametrize("name", FAMILIES)
-def test_ddp_two_cpu_processes_train_log_and_draw_different_noise(name, tmp_path):
-    family = FAMILIES[name]
-    log_dir = ddp_fit(family, tmp_path, "--config", CPU_PRESET, *TWO_PROCESSES)
-
-    events = EventAccumulator(str(log_dir))
-    events.Reload()
-    for metric in family.metrics:
-        values = [event.value for event in events.Scalars(metric)]
+def test_ddp_fit_logs_finite_metrics_and_checkpoints_from_rank_zero(ddp_run):
+    for metric in ddp_run.family.metrics:
+        values = ddp_run.scalars(metric)
         assert values and all(math.isfinite(value) for value in values), metric
-    assert len(list(log_dir.glob("events.out.tfevents.*"))) == 1
+    assert len(list(ddp_run.log_dir.glob("events.out.tfevents.*"))) == 1
 
-    (checkpoint_path,) = (log_dir / "checkpoints").iterdir()
+    (checkpoint_path,) = (ddp_run.log_dir / "checkpoints").iterdir()
     checkpoint = torch.load(checkpoint_path, weights_only=True)
     assert checkpoint["global_step"] == 2
     assert len(checkpoint["random_states"]) == 2  # RandomState, a CLI default
 
-    noise = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+
+def test_ddp_ranks_draw_different_noise(ddp_run):
+    noise = [record["noise"] for record in ddp_run.rank_records()]
     assert noise[0].shape == noise[1].shape
     assert not torch.equal(noise[0], noise[1])
+
+
+def example_keys(examples: list[tuple[torch.Tensor, ...]], stream: int) -> list[bytes]:
+    """One key per example of a stream, over all the batches of a rank."""
+    return [row.numpy().tobytes() for batch in examples for row in batch[stream]]
+
+
+def test_ddp_ranks_train_on_different_examples_of_data_prepared_once(ddp_run):
+    # every stream of examples (images; unlabeled and labeled images; trajectories)
+    # is sharded: the ranks train on different examples, none twice
+    examples = [record["examples"] for record in ddp_run.rank_records()]
+    assert len(examples[0]) == len(examples[1]) == 2
+    assert examples[0][0]
+    for stream in range(len(examples[0][0])):
+        keys = [example_keys(rank, stream) for rank in examples]
+        assert len(set(keys[0] + keys[1])) == len(keys[0]) + len(keys[1]), stream
+    if ddp_run.family.check_ddp_data is not None:
+        ddp_run.family.check_ddp_data(ddp_run.folder / "data")
+
+
+# the 1-process validation of the 2-process checkpoint: no generators for 1 rank, a new
+# version folder for the checkpoints
+@pytest.mark.filterwarnings("ignore:RandomState. the checkpoint holds 2 ranks")
+@pytest.mark.filterwarnings("ignore:The dirpath has changed")
+def test_ddp_validation_metrics_are_reduced_over_ranks(ddp_run, run_cli):
+    """The 2 half validation sets log what 1 process logs for the whole set."""
+    family = ddp_run.family
+    if not family.deterministic_val_metrics:
+        pytest.skip("the family's validation metrics are all sampled")
+    (checkpoint_path,) = (ddp_run.log_dir / "checkpoints").iterdir()
+    args = fit_args(
+        family, ddp_run.folder / "data", *family.ddp_overrides, f"--ckpt_path={checkpoint_path}"
+    )
+    one_process = run_cli("validate", *args).trainer.callback_metrics
+    for metric in family.deterministic_val_metrics:
+        logged = ddp_run.scalars(metric)[-1]
+        assert logged == pytest.approx(one_process[metric].item(), rel=1e-5), metric
 
 
 def test_ddp_step_over_two_ranks_equals_one_step_on_their_joint_batch(run_cli, tmp_path):

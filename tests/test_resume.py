@@ -6,7 +6,8 @@ fast TemperatureAnnealing (the temperature is a function of the restored step) a
 REINFORCE with its moving-average baseline (a buffer). The checkpoint at step 5 falls
 in the middle of the first epoch (8 batches), so the data loader's position, the
 optimizer's moments and RandomState's generators must all be restored; the run then
-crosses an epoch end with validation before step 10.
+crosses an epoch end with validation (and, for NRI, a learning-rate decay) before
+step 10.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ def estimator_overrides(family: Family, case: str) -> list[str]:
     return [f"{family.latent_arg}.init_args.estimator={json.dumps(reinforce)}"]
 
 
-def callbacks(case: str, checkpoint_dir: Path, *, crash: bool = False):
-    """The ``--trainer.callbacks`` list of one run (RandomState is a CLI default)."""
+def callbacks(case: str, checkpoint_dir: Path, *, crash: bool = False) -> list[str]:
+    """The ``--trainer.callbacks`` of one run, instead of the config's.
+
+    RandomState is a CLI default, added to these. The list is emptied first:
+    jsonargparse merges a new list of the same length into the old one item by item,
+    so a lone ModelCheckpoint would inherit the ``monitor`` of the config's.
+    """
     chosen = [
         {
             "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
@@ -70,15 +76,18 @@ def callbacks(case: str, checkpoint_dir: Path, *, crash: bool = False):
         chosen.append({"class_path": "TemperatureAnnealing", "init_args": ANNEALING})
     if crash:
         chosen.append({"class_path": "tests.test_resume.CrashAtStep", "init_args": {"step": 5}})
-    return f"--trainer.callbacks={json.dumps(chosen)}"
+    return ["--trainer.callbacks=[]", f"--trainer.callbacks={json.dumps(chosen)}"]
 
 
 def final_state(cli) -> dict:
     trainer = cli.trainer
+    optimizer = trainer.optimizers[0]
     return {
         "global_step": trainer.global_step,
         "model": cli.model.state_dict(),
-        "optimizer": trainer.optimizers[0].state_dict()["state"],
+        "optimizer": optimizer.state_dict()["state"],
+        "learning_rates": [group["lr"] for group in optimizer.param_groups],
+        "schedulers": [config.scheduler.state_dict() for config in trainer.lr_scheduler_configs],
     }
 
 
@@ -90,6 +99,8 @@ def assert_same_state(resumed: dict, straight: dict) -> None:
     for index, moments in straight["optimizer"].items():
         for key, value in moments.items():
             assert torch.equal(resumed["optimizer"][index][key], value), (index, key)
+    assert resumed["learning_rates"] == straight["learning_rates"]
+    assert resumed["schedulers"] == straight["schedulers"]
 
 
 def buffers(state: dict, suffix: str) -> list[torch.Tensor]:
@@ -109,7 +120,7 @@ def test_resume_after_a_crash_continues_exactly_like_the_uninterrupted_run(
             tmp_path / "data",
             *estimator_overrides(family, case),
             f"--trainer.max_steps={TOTAL_STEPS}",
-            callbacks(case, tmp_path / checkpoint_dir, **callback_options),
+            *callbacks(case, tmp_path / checkpoint_dir, **callback_options),
             *extra,
         )
         return run_cli("fit", *args)
@@ -142,7 +153,7 @@ def test_resume_without_restoring_random_state_diverges_from_the_uninterrupted_r
             family,
             tmp_path / "data",
             f"--trainer.max_steps={TOTAL_STEPS}",
-            callbacks("gs_annealing", tmp_path / checkpoint_dir, **callback_options),
+            *callbacks("gs_annealing", tmp_path / checkpoint_dir, **callback_options),
             *extra,
         )
         return run_cli("fit", *args)

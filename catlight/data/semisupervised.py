@@ -135,7 +135,9 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
         data_dir: where the IDX files are read from (and downloaded to).
         num_labeled: labeled training images, a multiple of 10 (100 in the papers).
         labeled_batch_size: labeled images in each training batch (at most the
-            labeled images per process).
+            labeled images per process); ``None``: all of this process's labeled
+            images (``num_labeled / world_size``), so 100 labels train the same
+            labeled batch on 1 or N processes.
         binarization: see :class:`~catlight.data.MNISTDataModule`.
         valid_size: training images held out for validation (the last ones).
         batch_size: unlabeled images in each training batch (per process).
@@ -161,7 +163,7 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
         self,
         data_dir: str = "data",
         num_labeled: int = 100,
-        labeled_batch_size: int = 100,
+        labeled_batch_size: int | None = None,
         binarization: Binarization = "dynamic",
         valid_size: int = 10000,
         batch_size: int = 100,
@@ -188,7 +190,7 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
                 f"{name}: num_labeled must be a positive multiple of {self.num_classes} "
                 f"(a class-balanced labeled set), got {num_labeled}"
             )
-        if not 1 <= labeled_batch_size <= num_labeled:
+        if labeled_batch_size is not None and not 1 <= labeled_batch_size <= num_labeled:
             raise ValueError(
                 f"{name}: labeled_batch_size must be in [1, num_labeled = {num_labeled}], "
                 f"got {labeled_batch_size}"
@@ -222,13 +224,14 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
         """
         unlabeled = self._loader("train", train=True)
         labeled = self._loader("labeled", train=True)
-        if labeled.num_examples < self.labeled_batch_size:
+        batch_size = self.labeled_batch_size or labeled.num_examples
+        if labeled.num_examples < batch_size:
             raise ValueError(
-                f"{type(self).__name__}: labeled_batch_size = {self.labeled_batch_size} "
+                f"{type(self).__name__}: labeled_batch_size = {batch_size} "
                 f"exceeds the {labeled.num_examples} labeled images of each of the "
-                f"{labeled.world_size} processes"
+                f"{labeled.world_size} processes (leave it unset to use them all)"
             )
-        labeled.batch_size = self.labeled_batch_size
+        labeled.batch_size = batch_size
         return SemiSupervisedLoader(unlabeled, labeled)
 
 

@@ -90,8 +90,9 @@ class PermutationAccuracy(Metric):
         return correct.max().double().div(self.confusion.sum()).float()
 
     def compute_identity(self) -> Tensor:
-        """The plain accuracy (predicted type k means true type k)."""
-        return self.confusion.trace().double().div(self.confusion.sum()).float()
+        """The plain accuracy (predicted type k means true type k), over all DDP ranks."""
+        with self.sync_context(should_sync=self._to_sync, should_unsync=self._should_unsync):
+            return self.confusion.trace().double().div(self.confusion.sum()).float()
 
 
 class HorizonMSE(Metric):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +207,16 @@ def test_fashion_variant_reads_the_fashion_mnist_files():
         assert getattr(SemiSupervisedFashionMNISTDataModule, name) == getattr(
             FashionMNISTDataModule, name
         )
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_unset_labeled_batch_size_takes_every_labeled_image_of_the_process(data_dir, world_size):
+    data = data_module(data_dir, num_labeled=20, labeled_batch_size=None)
+    data.trainer = SimpleNamespace(
+        global_rank=world_size - 1,
+        world_size=world_size,
+        current_epoch=0,
+        strategy=SimpleNamespace(root_device=torch.device("cpu")),
+    )
+    _, labeled, labels = next(iter(data.train_dataloader()))
+    assert labeled.shape[0] == labels.shape[0] == 20 // world_size
