@@ -9,6 +9,13 @@ simulations. ``configs/nri/springs5_catnat.yaml`` swaps the parameterization;
 enumeration needs ``K^E`` decoder passes (2^20 for 5 particles), so its variant
 uses 3 particles (2^6 = 64). Checkpoints keep the best validation NLL, which needs
 no ground-truth graph.
+
+``configs/nri/tree/springs5_tree_{independent,spanning_tree}.yaml`` compare two edge
+latents on springs whose interaction graph is a uniformly random spanning tree, with
+the same data, model, optimiser and epochs: independent edge types (Gumbel-Softmax, as
+above) against one spanning tree per simulation (``StructuredLatent`` over
+``SpanningTree``, T-REINFORCE with a leave-one-out baseline over 4 trees). Both use
+``skip_first`` (type 0: no interaction), which the tree's types mean.
 """
 
 from __future__ import annotations
@@ -32,6 +39,22 @@ ESTIMATORS: dict[str, tuple[str, dict[str, Any]]] = {
 EXACT_PARTICLES = 3
 NUM_EDGE_TYPES = 2
 TRAIN_STEPS = 49
+TREE_PARTICLES = 5
+TREE_SAMPLES = 4  # trees per simulation for T-REINFORCE's leave-one-out baseline
+
+
+def spanning_tree_latent(num_particles: int) -> dict[str, Any]:
+    """The ``latent`` block of one spanning tree per simulation, trained by T-REINFORCE+."""
+    return {
+        "class_path": "StructuredLatent",
+        "init_args": {
+            "structure": {"class_path": "SpanningTree", "init_args": {"num_nodes": num_particles}},
+            "estimator": {
+                "class_path": "TraceReinforce",
+                "init_args": {"num_samples": TREE_SAMPLES, "baseline": "leave_one_out"},
+            },
+        },
+    }
 
 
 def nri_config(
@@ -100,4 +123,11 @@ def configs() -> dict[Path, dict[str, Any]]:
         else:
             name, particles = f"springs5_{estimator}", 5
         tables[folder / "estimators" / f"{name}.yaml"] = nri_config("springs", particles, estimator)
+    for name in ("independent", "spanning_tree"):
+        config = nri_config("springs", TREE_PARTICLES)
+        config["data"]["init_args"]["graph"] = "tree"
+        config["model"]["init_args"]["skip_first"] = True
+        if name == "spanning_tree":
+            config["model"]["init_args"]["latent"] = spanning_tree_latent(TREE_PARTICLES)
+        tables[folder / "tree" / f"springs{TREE_PARTICLES}_tree_{name}.yaml"] = config
     return tables

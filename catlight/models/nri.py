@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
 from catlight.data.particles import fully_connected_edge_index
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.latent.sample import categorical_kl
+from catlight.latent.structured import StructuredLatent
 from catlight.models.hparams import save_hyperparameters
 from catlight.models.nri_decoder import MLPDecoder, RNNDecoder
+from catlight.models.nri_edge_latents import EdgeLatent, EdgePosterior, edge_latent
 from catlight.models.nri_encoder import CNNEncoder, MLPEncoder
 from catlight.models.nri_images import graph_comparison_image, trajectory_image
 from catlight.models.nri_metrics import HorizonMSE, PermutationAccuracy
@@ -42,7 +42,7 @@ class NRI(LightningModule):
     r"""Infer the interaction graph of a particle system while learning its dynamics.
 
     ``trajectories (B, N, T, D) -> encoder -> edge-type scores (B, E, num_scores) ->
-    DiscreteLatent -> z (S, B, E, K) -> decoder -> predictions (S, B, N, T-1, D)`` over
+    latent -> z (S, B, E, K) -> decoder -> predictions (S, B, N, T-1, D)`` over
     the ``E = N (N - 1)`` ordered pairs of particles. The loss per simulation is the
     negative ELBO divided by the number of particles N (the paper's normalisation):
     ``out.objective(nll) / N + KL(q(z|x) || p(z)) / N``, with ``nll`` the Gaussian
@@ -50,13 +50,21 @@ class NRI(LightningModule):
     predicted with teacher forcing every ``prediction_steps`` steps. Any estimator and
     parameterization of the latent trains the same code.
 
+    The latent is a :class:`~catlight.latent.DiscreteLatent` (independent types per
+    ordered pair) or a :class:`~catlight.latent.structured.StructuredLatent` over a
+    :class:`~catlight.latent.structured.SpanningTree` of the N particles (one tree per
+    simulation, K = 2: type 1 on both directions of the tree's edges, a uniform prior
+    over trees; best with ``skip_first``). :attr:`edge_latent` adapts either one
+    (:mod:`catlight.models.nri_edge_latents`, which also defines the tree's ELBO).
+
     Priors: ``"uniform"`` over the K types, or ``"sparse"``: probability
     ``sparse_prior_first`` for type 0 (meant as "no interaction", best with
     ``skip_first``) and the rest split evenly (K = 4 gives the paper's
-    ``[0.91, 0.03, 0.03, 0.03]``).
+    ``[0.91, 0.03, 0.03, 0.03]``). A spanning-tree latent takes ``"uniform"`` only.
 
-    Evaluation decodes the most probable type of each edge (a one-hot ``z``), whatever
-    the training estimator. Validation logs ``val/nll`` and ``val/kl`` (per particle),
+    Evaluation decodes the most probable type of each edge (a one-hot ``z``; for a
+    tree, the maximum spanning tree of the scores), whatever the training estimator.
+    Validation logs ``val/nll`` and ``val/kl`` (per particle; estimated for a tree),
     ``val/mse`` (teacher forcing every ``prediction_steps``) and ``val/mse_1step``,
     ``val/edge_acc`` (type k means true type k) and ``val/edge_acc_best`` (the best
     relabelling of the types over the whole validation set, since types are
@@ -70,8 +78,9 @@ class NRI(LightningModule):
     roll-out) of validation simulations.
 
     Args:
-        latent: the edge-type latent (its ``num_categories`` is K). Default: K = 2,
-            Softmax, GumbelSoftmax(tau=0.5), as in the paper.
+        latent: the edge-type latent: a DiscreteLatent (its ``num_categories`` is K)
+            or a StructuredLatent over ``SpanningTree(num_nodes=N)`` (K = 2). Default:
+            K = 2, Softmax, GumbelSoftmax(tau=0.5), as in the paper.
         num_timesteps: T, the steps of the training trajectories (the data's
             ``train_steps``); the MLP encoder's input size, and the steps the encoder
             reads at test time.
@@ -82,7 +91,7 @@ class NRI(LightningModule):
         decoder_hidden_size: width of the decoder.
         dropout: dropout probability in encoder and decoder.
         skip_first: edge type 0 is "no interaction" (the decoder sends no message).
-        prior: ``"uniform"`` or ``"sparse"``.
+        prior: ``"uniform"`` or ``"sparse"`` (DiscreteLatent only).
         sparse_prior_first: the sparse prior's probability of type 0, in (0, 1).
         prediction_steps: P, ground truth is fed every P steps during training.
         variance: the decoder's fixed output variance.
@@ -103,7 +112,7 @@ class NRI(LightningModule):
 
     def __init__(
         self,
-        latent: DiscreteLatent | None = None,
+        latent: DiscreteLatent | StructuredLatent | None = None,
         num_timesteps: int = 49,
         num_dims: int = 4,
         encoder: Literal["mlp", "cnn"] = "mlp",
@@ -140,11 +149,11 @@ class NRI(LightningModule):
                 f"{sparse_prior_first}, {variance} and {dropout}"
             )
         save_hyperparameters(self)
-        self.latent = (
-            latent if latent is not None else DiscreteLatent(2, Softmax(), GumbelSoftmax(tau=0.5))
-        )
-        num_types = self.latent.num_categories
-        num_scores = self.latent.num_scores
+        if latent is None:
+            latent = DiscreteLatent(2, Softmax(), GumbelSoftmax(tau=0.5))
+        self.edge_latent: EdgeLatent = edge_latent(latent, prior, sparse_prior_first)
+        num_types = self.edge_latent.num_types
+        num_scores = self.edge_latent.num_scores
         self.num_timesteps = num_timesteps
         self.prediction_steps = prediction_steps
         self.variance = variance
@@ -161,17 +170,16 @@ class NRI(LightningModule):
             self.encoder = CNNEncoder(num_dims, encoder_hidden_size, num_scores, dropout)
         decoder_class = MLPDecoder if decoder == "mlp" else RNNDecoder
         self.decoder = decoder_class(num_dims, num_types, decoder_hidden_size, skip_first, dropout)
-        if prior == "sparse":
-            rest = (1 - sparse_prior_first) / (num_types - 1)
-            prior_probs = torch.tensor([sparse_prior_first] + [rest] * (num_types - 1))
-        else:
-            prior_probs = torch.full((num_types,), 1 / num_types)
-        self.register_buffer("prior_log_probs", prior_probs.log())
         self.val_accuracy = PermutationAccuracy(num_types)
         self.test_accuracy = PermutationAccuracy(num_types)
         self.test_horizon_mse = HorizonMSE(self.test_horizons[-1])
         self._edge_indices: dict[int, Tensor] = {}
         self._image_batch: tuple[Tensor, ...] | None = None
+
+    @property
+    def latent(self) -> DiscreteLatent | StructuredLatent:
+        """The configured latent (held by :attr:`edge_latent`)."""
+        return self.edge_latent.latent
 
     def edge_index(self, num_particles: int) -> Tensor:
         """The fully connected graph of N particles on the model's device, ``(2, E)``."""
@@ -193,12 +201,19 @@ class NRI(LightningModule):
         edge_index = self.edge_index(trajectories.shape[1])
         return self.decoder(trajectories, edge_weights, edge_index, prediction_steps)
 
+    def posterior(self, trajectories: Tensor) -> EdgePosterior:
+        """``q(edges | the first num_timesteps steps)``: marginals, mode and KL.
+
+        Shapes: ``(B, N, T, D) ->`` log_probs and mode ``(B, E, K)``, kl ``(B,)``.
+        """
+        return self.edge_latent.posterior(self.encode(trajectories[:, :, : self.num_timesteps]))
+
     def forward(self, trajectories: Tensor) -> Tensor:
         """Edge-type log-probabilities from the first ``num_timesteps`` steps.
 
         Shapes: ``(B, N, T, D) -> (B, E, K)``.
         """
-        return self.latent.log_probs(self.encode(trajectories[:, :, : self.num_timesteps]))
+        return self.posterior(trajectories).log_probs
 
     def loss(self, trajectories: Tensor) -> tuple[Tensor, Tensor]:
         """Training loss per simulation and its KL part, both ``(B,)``.
@@ -206,17 +221,15 @@ class NRI(LightningModule):
         The value of ``loss - kl`` is the estimate of the expected NLL per particle.
         """
         num_particles = trajectories.shape[1]
-        out = self.latent(self.encode(trajectories))
+        out = self.edge_latent(self.encode(trajectories))
         predictions = self.decode(trajectories, out.z, self.prediction_steps)
         nll = gaussian_nll(predictions, trajectories[:, :, 1:], self.variance) / num_particles
-        kl = out.kl(self.prior_log_probs).sum(-1) / num_particles
-        return out.objective(nll) + kl, kl
+        return out.negative_elbo(nll, kl_weight=1 / num_particles)
 
     def most_probable_edges(self, trajectories: Tensor) -> tuple[Tensor, Tensor]:
         """Log-probabilities ``(B, E, K)`` and the one-hot mode ``(1, B, E, K)`` of q."""
-        log_probs = self(trajectories)
-        mode = F.one_hot(log_probs.argmax(-1), log_probs.shape[-1]).to(log_probs.dtype)
-        return log_probs, mode.unsqueeze(0)
+        posterior = self.posterior(trajectories)
+        return posterior.log_probs, posterior.mode.unsqueeze(0)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         trajectories = batch[0]
@@ -231,14 +244,14 @@ class NRI(LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:  # noqa: D102
         trajectories, edges = batch
         batch_size, num_particles = trajectories.shape[:2]
-        log_probs, mode = self.most_probable_edges(trajectories)
+        posterior = self.posterior(trajectories)
+        log_probs, mode = posterior.log_probs, posterior.mode.unsqueeze(0)
         targets = trajectories[:, :, 1:]
         predictions = self.decode(trajectories, mode, self.prediction_steps)
         one_step = self.decode(trajectories, mode, 1)
-        kl = categorical_kl(log_probs, self.prior_log_probs).sum(-1) / num_particles
         metrics = {
             "val/nll": gaussian_nll(predictions, targets, self.variance) / num_particles,
-            "val/kl": kl,
+            "val/kl": posterior.kl / num_particles,
             "val/mse": (predictions[0] - targets).square().mean((1, 2, 3)),
             "val/mse_1step": (one_step[0] - targets).square().mean((1, 2, 3)),
         }

@@ -214,7 +214,9 @@ def test_score_function_loss_trains_the_encoder():
 
 def test_sparse_prior_favours_the_first_type():
     model = NRI(DiscreteLatent(4, Softmax(), GumbelSoftmax(0.5)), prior="sparse")
-    torch.testing.assert_close(model.prior_log_probs.exp(), torch.tensor([0.91, 0.03, 0.03, 0.03]))
+    torch.testing.assert_close(
+        model.edge_latent.prior_log_probs.exp(), torch.tensor([0.91, 0.03, 0.03, 0.03])
+    )
 
 
 def test_permutation_accuracy_picks_the_best_relabelling():

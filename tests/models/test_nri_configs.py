@@ -58,6 +58,7 @@ def test_nri_configs_cover_the_data_sets_and_estimators():
         "LeaveOneOut",
         "CARMS",
         "Exact",
+        "TraceReinforce",
     }
 
 
