@@ -31,35 +31,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
-import shlex
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from _common import markdown
-from lightning.pytorch import Trainer
-from nri_simulation import cpu_model, simulation_table
+from _nri_common import Preset as AccuracyPreset
+from _nri_common import make_data, make_parser, mse_cells, print_header, train_and_test
+from nri_simulation import simulation_table
 
-from catlight.data import ParticlesDataModule
 from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.models import NRI
 
 
 @dataclass(frozen=True)
-class Preset:
+class Preset(AccuracyPreset):
     """How much each accuracy row trains, and how long throughput is timed."""
 
-    num_train: int
-    num_valid: int
-    num_test: int
-    epochs: int
-    hidden_size: int
-    batch_size: int
-    learning_rate: float
-    skip_first: bool  # edge type 0 sends no message
     throughput_steps: int  # timed training steps per throughput row (after one warm-up)
 
 
@@ -104,48 +93,20 @@ def make_model(
     )
 
 
-def make_data(args: argparse.Namespace, preset: Preset, system: str, particles: int):
-    """The preset's data set (simulated once, then read from ``args.data_dir``)."""
-    return ParticlesDataModule(
-        str(args.data_dir),
-        system=system,
-        num_particles=particles,
-        num_train=preset.num_train,
-        num_valid=preset.num_valid,
-        num_test=preset.num_test,
-        batch_size=preset.batch_size,
-    )
-
-
 def accuracy_row(args: argparse.Namespace, preset: Preset, row: tuple[str, int, str]) -> list:
     """Train one row without validation, test the last model; a row of table 2."""
     system, particles, parameterization = row
     torch.manual_seed(args.seed)
     data = make_data(args, preset, system, particles)
     model = make_model(preset, parameterization)
-    trainer = Trainer(
-        accelerator=args.accelerator,
-        max_epochs=preset.epochs,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the tables
-        data.prepare_data()
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=data)
-        seconds = time.perf_counter() - start
-        metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    metrics, seconds = train_and_test(args, preset, model, data)
     return [
         f"{system}-{particles}",
         parameterization,
         f"{100 * metrics['test/edge_acc']:.1f}",
         f"{100 * metrics['test/edge_acc_best']:.1f}",
         PAPER[system] if particles == 5 else "",
-        *(f"{metrics[f'test/mse_{h}step']:.2e}" for h in (1, 10, 20)),
+        *mse_cells(metrics),
         f"{seconds / 60:.1f}",
     ]
 
@@ -178,26 +139,14 @@ def throughput_row(
 
 def main() -> None:
     """Print the three tables."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    preset_group = parser.add_mutually_exclusive_group()
-    preset_group.add_argument("--quick", action="store_const", const="quick", dest="preset")
-    preset_group.add_argument("--full", action="store_const", const="full", dest="preset")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/particles"))
-    parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__.splitlines()[0])
     parser.add_argument("--skip-simulation", action="store_true", help="omit table 1")
     args = parser.parse_args()
     preset_name = args.preset or "quick"
     preset = PRESETS[preset_name]
     torch.set_num_threads(args.threads)
 
-    print(f"# NRI benchmark ({preset_name} preset)\n")
-    print(f"`{shlex.join(['python', *sys.argv])}`\n")
-    print(
-        f"{args.accelerator} ({cpu_model()}, {torch.get_num_threads()} torch threads), "
-        f"torch {torch.__version__}, Python {platform.python_version()}; {describe(preset)}\n"
-    )
+    print_header(f"NRI benchmark ({preset_name} preset)", args, describe(preset))
     if not args.skip_simulation:
         print("## 1. Data generation\n")
         print(simulation_table("quick", (("springs", 5), ("charged", 5))) + "\n")

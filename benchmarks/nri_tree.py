@@ -35,41 +35,19 @@ Presets (``--quick`` is the default):
 from __future__ import annotations
 
 import argparse
-import contextlib
-import platform
-import shlex
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from _common import markdown
-from lightning.pytorch import Trainer
-from nri_simulation import cpu_model
+from _nri_common import Preset, make_data, make_parser, mse_cells, print_header, train_and_test
 
 from catlight.data import ParticlesDataModule
 from catlight.latent import DiscreteLatent, GumbelSoftmax, LeaveOneOut, Softmax
 from catlight.latent.structured import SpanningTree, StructuredLatent, TraceReinforce
 from catlight.models import NRI
 
-
-@dataclass(frozen=True)
-class Preset:
-    """How much each row trains."""
-
-    num_train: int
-    num_valid: int
-    num_test: int
-    epochs: int
-    hidden_size: int
-    batch_size: int
-    learning_rate: float
-
-
 PRESETS = {
-    "quick": Preset(5000, 500, 500, 12, 64, 32, 1e-3),
-    "full": Preset(50000, 10000, 10000, 500, 256, 128, 5e-4),
+    "quick": Preset(5000, 500, 500, 12, 64, 32, 1e-3, skip_first=True),
+    "full": Preset(50000, 10000, 10000, 500, 256, 128, 5e-4, skip_first=True),
 }
 NUM_PARTICLES = 5
 TREE_SAMPLES = 4
@@ -90,21 +68,7 @@ def describe(preset: Preset) -> str:
         f"{preset.num_train:,} / {preset.num_valid:,} / {preset.num_test:,} tree-structured "
         f"springs-{NUM_PARTICLES} simulations, {preset.epochs} epochs, width "
         f"{preset.hidden_size}, batch {preset.batch_size}, Adam {preset.learning_rate:g}, "
-        "skip_first True"
-    )
-
-
-def make_data(args: argparse.Namespace, preset: Preset) -> ParticlesDataModule:
-    """Tree-structured springs (simulated once, then read from ``args.data_dir``)."""
-    return ParticlesDataModule(
-        str(args.data_dir),
-        system="springs",
-        num_particles=NUM_PARTICLES,
-        graph="tree",
-        num_train=preset.num_train,
-        num_valid=preset.num_valid,
-        num_test=preset.num_test,
-        batch_size=preset.batch_size,
+        f"skip_first {preset.skip_first}"
     )
 
 
@@ -120,62 +84,34 @@ def whole_graph_accuracy(model: NRI, data: ParticlesDataModule) -> float:
 def accuracy_row(args: argparse.Namespace, preset: Preset, name: str) -> list[str]:
     """Train one latent without validation, test the last model; one row of the table."""
     torch.manual_seed(args.seed)
-    data = make_data(args, preset)
+    data = make_data(args, preset, "springs", NUM_PARTICLES, graph="tree")
     model = NRI(
         LATENTS[name](),
         encoder_hidden_size=preset.hidden_size,
         decoder_hidden_size=preset.hidden_size,
-        skip_first=True,
+        skip_first=preset.skip_first,
         learning_rate=preset.learning_rate,
     )
-    trainer = Trainer(
-        accelerator=args.accelerator,
-        max_epochs=preset.epochs,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the table
-        data.prepare_data()
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=data)
-        seconds = time.perf_counter() - start
-        metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    metrics, seconds = train_and_test(args, preset, model, data)
     model.eval()
     return [
         name,
         f"{100 * metrics['test/edge_acc']:.1f}",
         f"{100 * metrics['test/edge_acc_best']:.1f}",
         f"{100 * whole_graph_accuracy(model, data):.1f}",
-        *(f"{metrics[f'test/mse_{h}step']:.2e}" for h in (1, 10, 20)),
+        *mse_cells(metrics),
         f"{seconds / 60:.1f}",
     ]
 
 
 def main() -> None:
     """Print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    preset_group = parser.add_mutually_exclusive_group()
-    preset_group.add_argument("--quick", action="store_const", const="quick", dest="preset")
-    preset_group.add_argument("--full", action="store_const", const="full", dest="preset")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/particles"))
-    parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = make_parser(__doc__.splitlines()[0]).parse_args()
     preset_name = args.preset or "quick"
     preset = PRESETS[preset_name]
     torch.set_num_threads(args.threads)
 
-    print(f"# NRI on tree-structured springs ({preset_name} preset)\n")
-    print(f"`{shlex.join(['python', *sys.argv])}`\n")
-    print(
-        f"{args.accelerator} ({cpu_model()}, {torch.get_num_threads()} torch threads), "
-        f"torch {torch.__version__}, Python {platform.python_version()}; {describe(preset)}\n"
-    )
+    print_header(f"NRI on tree-structured springs ({preset_name} preset)", args, describe(preset))
     header = ["edge latent", "edge acc. (%)", "best relabelling (%)", "whole graph (%)"]
     header += ["MSE 1 step", "MSE 10 steps", "MSE 20 steps", "train (min)"]
     rows = [accuracy_row(args, preset, name) for name in LATENTS]

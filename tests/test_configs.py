@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from catlight.cli import main
+from tests.config_checks import assert_print_config_resolves
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_CONFIG_FILES = sorted((REPO / "configs").rglob("*.yaml"))
@@ -67,34 +67,7 @@ def test_configs_generate_check_passes():
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=CONFIG_IDS)
 def test_configs_print_config_resolves_the_yaml(path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["catlight"])
-    with pytest.raises(SystemExit) as raised:
-        main(["fit", "--config", str(path), "--print_config"])
-    assert raised.value.code == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    written = yaml.safe_load(path.read_text())
-
-    model_name = _short_name(written["model"]["class_path"])
-    assert printed["model"]["class_path"].endswith("." + model_name)
-    assert printed["data"]["class_path"].endswith("." + written["data"]["class_path"])
-    for key, value in written["model"]["init_args"].items():
-        if key != "latent":
-            assert printed["model"]["init_args"][key] == value, key
-
-    printed_latent, written_latent = _latent(printed), _latent(written)
-    assert printed_latent["num_categories"] == written_latent["num_categories"]
-    assert printed_latent["parameterization"]["class_path"].endswith(
-        "." + written_latent["parameterization"]
-    )
-    printed_estimator = printed_latent["estimator"]
-    written_estimator = written_latent["estimator"]
-    assert printed_estimator["class_path"].endswith("." + written_estimator["class_path"])
-    for key, value in written_estimator["init_args"].items():
-        assert printed_estimator["init_args"][key] == value, key
-
-    printed_callbacks = [c["class_path"] for c in printed["trainer"]["callbacks"]]
-    written_callbacks = [c["class_path"] for c in written["trainer"]["callbacks"]]
-    assert [_short_name(c) for c in printed_callbacks] == written_callbacks
+    assert_print_config_resolves(path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=CONFIG_IDS)

@@ -100,23 +100,16 @@ class ImageDataModule(LightningDataModule):
     def _loader(self, split: str, train: bool) -> TensorLoader:
         if not self.splits:
             self.setup()
-        trainer = self.trainer
-        device = trainer.strategy.root_device if (trainer and self.on_device) else "cpu"
-        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        tensors = tuple(tensor.to(device) for tensor in self.splits[split])
-        self.splits[split] = tensors
-        loader = TensorLoader(
-            tensors,
+        loader = TensorLoader.for_trainer(
+            self.trainer,
+            self.splits[split],
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            drop_last=train,
+            train=train,
+            on_device=self.on_device,
             transform=self.to_float,
             seed=self.seed,
-            rank=rank,
-            world_size=world_size,
         )
-        if trainer is not None:
-            loader.epoch = trainer.current_epoch  # a resumed run continues the shuffling
+        self.splits[split] = loader.tensors
         return loader
 
     def train_dataloader(self) -> TensorLoader:  # noqa: D102

@@ -7,9 +7,13 @@ cheaper than collating Python objects every step.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Trainer
 
 __all__ = ["TensorLoader"]
 
@@ -71,6 +75,59 @@ class TensorLoader:
         self._pass_epoch: int | None = None  # the epoch of the pass in progress
         self._batches_served = 0  # by the pass in progress
         self._resume_at = 0  # the first batch of the next pass (after load_state_dict)
+
+    @classmethod
+    def for_trainer(
+        cls,
+        trainer: Trainer | None,
+        tensors: tuple[Tensor, ...],
+        batch_size: int,
+        train: bool,
+        on_device: bool = True,
+        transform: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
+        seed: int = 0,
+    ) -> TensorLoader:
+        """The loader a data module hands ``trainer``: its device, its rank's shard.
+
+        The tensors move to the trainer's root device (with ``on_device``; the CPU
+        otherwise or without a trainer) and the loader takes this process's rank and the
+        world size; training loaders shuffle and drop the last incomplete batch. The
+        loader starts at the trainer's current epoch, so a resumed run continues the
+        shuffling. The moved tensors are the loader's ``tensors``: a data module may keep
+        them to move them only once.
+
+        Args:
+            trainer: the data module's trainer, or ``None`` outside a Lightning run
+                (CPU, rank 0 of 1, epoch 0).
+            tensors: tensors with the same first dimension.
+            batch_size: examples per batch (per rank).
+            train: shuffle and drop the last incomplete batch.
+            on_device: put the tensors on the trainer's device.
+            transform: applied to each batch tuple, see :class:`TensorLoader`.
+            seed: base seed of the permutation.
+
+        Returns:
+            The loader.
+
+        Shapes:
+            - tensors: each ``(num_examples, ...)``
+            - a batch: a tuple of ``(batch_size, ...)`` slices
+        """
+        device = trainer.strategy.root_device if (trainer and on_device) else "cpu"
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        loader = cls(
+            tuple(tensor.to(device) for tensor in tensors),
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train,
+            transform=transform,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
+        if trainer is not None:
+            loader.epoch = trainer.current_epoch
+        return loader
 
     @property
     def num_examples(self) -> int:

@@ -74,6 +74,19 @@ class TypedMessages(nn.Module):
         return messages
 
 
+def _output_mlp(input_size: int, hidden_size: int, output_size: int, dropout: float) -> nn.Module:
+    """The decoders' output MLP: two ReLU layers of ``hidden_size``, each followed by dropout."""
+    return nn.Sequential(
+        nn.Linear(input_size, hidden_size),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden_size, hidden_size),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden_size, output_size),
+    )
+
+
 def _check_inputs(
     owner: str, trajectories: Tensor, edge_weights: Tensor, num_edge_types: int, steps: int
 ) -> None:
@@ -131,15 +144,7 @@ class MLPDecoder(nn.Module):
         self.messages = TypedMessages(
             2 * num_dims, hidden_size, num_edge_types, skip_first, nn.ReLU, dropout
         )
-        self.output = nn.Sequential(
-            nn.Linear(num_dims + hidden_size, hidden_size),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_size, hidden_size),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_size, num_dims),
-        )
+        self.output = _output_mlp(num_dims + hidden_size, hidden_size, num_dims, dropout)
 
     def step(self, states: Tensor, edge_weights: Tensor, edge_index: Tensor) -> Tensor:
         """One step forward.
@@ -213,15 +218,7 @@ class RNNDecoder(nn.Module):
             2 * hidden_size, hidden_size, num_edge_types, skip_first, nn.Tanh, dropout
         )
         self.cell = nn.GRUCell(num_dims + hidden_size, hidden_size)
-        self.output = nn.Sequential(
-            nn.Linear(hidden_size, hidden_size),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_size, hidden_size),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_size, num_dims),
-        )
+        self.output = _output_mlp(hidden_size, hidden_size, num_dims, dropout)
 
     def forward(
         self, trajectories: Tensor, edge_weights: Tensor, edge_index: Tensor, prediction_steps: int

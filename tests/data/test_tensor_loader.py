@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -18,6 +20,25 @@ def data(count: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
 def order_of(loader: TensorLoader) -> list[int]:
     """The example indices of one pass, in order."""
     return torch.cat([batch[0] for batch in loader]).tolist()
+
+
+def test_tensor_loader_for_trainer_takes_rank_world_size_and_epoch():
+    trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device("cpu")),
+        global_rank=1,
+        world_size=2,
+        current_epoch=3,
+    )
+    loader = TensorLoader.for_trainer(trainer, data(11), batch_size=2, train=True, seed=5)
+    assert (loader.rank, loader.world_size, loader.epoch) == (1, 2, 3)
+    assert loader.shuffle and loader.drop_last and loader.seed == 5
+    assert len(loader) == 2  # 5 of the 11 examples for rank 1, whole batches only
+
+
+def test_tensor_loader_for_trainer_without_trainer_serves_everything_in_order():
+    loader = TensorLoader.for_trainer(None, data(5), batch_size=2, train=False)
+    assert (loader.rank, loader.world_size, loader.epoch) == (0, 1, 0)
+    assert order_of(loader) == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize(

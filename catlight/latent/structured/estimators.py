@@ -66,9 +66,13 @@ class StructuredEstimator(nn.Module):
 
 
 class _ScoreFunction(StructuredEstimator):
-    """REINFORCE on a log-density of the sample, with an optional leave-one-out baseline."""
+    """REINFORCE on a log-density of the sample, with an optional leave-one-out baseline.
 
-    def __init__(self, num_samples: int, baseline: Baseline) -> None:
+    Holds the settings, checks and defaults of :class:`TraceReinforce` and
+    :class:`ExponentialReinforce`.
+    """
+
+    def __init__(self, num_samples: int = 2, baseline: Baseline = "leave_one_out") -> None:
         super().__init__(num_samples)
         name = type(self).__name__
         if baseline not in ("none", "leave_one_out"):
@@ -114,9 +118,6 @@ class TraceReinforce(_ScoreFunction):
             with the leave-one-out baseline.
     """
 
-    def __init__(self, num_samples: int = 2, baseline: Baseline = "leave_one_out") -> None:
-        super().__init__(num_samples, baseline)
-
     def log_density(self, sample: StructuredSample) -> Tensor:
         """``log p(T)``, shape ``(S, *batch)``."""
         return sample.log_prob
@@ -137,9 +138,6 @@ class ExponentialReinforce(_ScoreFunction):
         ValueError: for an unknown baseline, ``num_samples < 1``, or ``num_samples < 2``
             with the leave-one-out baseline.
     """
-
-    def __init__(self, num_samples: int = 2, baseline: Baseline = "leave_one_out") -> None:
-        super().__init__(num_samples, baseline)
 
     def log_density(self, sample: StructuredSample) -> Tensor:
         """``log q(E)`` at the drawn perturbations, shape ``(S, *batch)``."""
