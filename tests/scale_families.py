@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+import torch
+from lightning.pytorch import LightningModule
 from torch import Tensor
 
-from catlight.data import ParticlesDataModule
+from catlight.data import ParticlesDataModule, Rollout
 from tests.conftest import write_binarized_npz, write_mnist_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +58,21 @@ class Family:
             without noise, so that an example is the same rows on every rank).
         check_ddp_data: checks, after a 2-process fit, what the data module left in
             the data folder (e.g. that only rank 0 simulated).
+        first_rows: the rows that each stream of rank ``r``'s first training batch
+            begins with under 2-process DDP, where they are known in advance (e.g. the
+            reset observations of environments seeded per rank); None: not checked.
+        one_process_overrides: overrides that give one process the validation set of
+            both ranks of a 2-process run (for ``deterministic_val_metrics``).
+        optimizer_steps_per_batch: optimizer steps (Lightning's global steps) taken on
+            each training batch: 1, or more under manual optimisation.
+        noise: draws random numbers from the trained model, as its training does
+            (must differ across ranks); None: samples of ``latent`` for zero scores.
+        autocast_outputs: tensors the model computes from bf16 inputs under autocast
+            that must be finite float32; None: the log-probabilities and samples of
+            ``latent``.
+        exact_resume: whether a run resumed from a mid-epoch checkpoint ends exactly
+            like the uninterrupted run (False where the data cannot be checkpointed,
+            e.g. environments in the middle of their episodes).
     """
 
     config: str
@@ -67,11 +85,32 @@ class Family:
     deterministic_val_metrics: tuple[str, ...] = ()
     ddp_overrides: tuple[str, ...] = ()
     check_ddp_data: Callable[[Path], None] | None = None
+    first_rows: Callable[[int], tuple[Tensor, ...]] | None = None
+    one_process_overrides: tuple[str, ...] = ()
+    optimizer_steps_per_batch: int = 1
+    noise: Callable[[LightningModule], Tensor] | None = None
+    autocast_outputs: Callable[[LightningModule], tuple[Tensor, ...]] | None = None
+    exact_resume: bool = True
 
     @property
     def config_path(self) -> Path:
         """The config file."""
         return REPO / "configs" / self.config
+
+    def draw_noise(self, model: LightningModule) -> Tensor:
+        """Random numbers of the model (see ``noise``)."""
+        if self.noise is not None:
+            return self.noise(model)
+        layer = model.get_submodule(self.latent)
+        return layer(torch.zeros(16, 2, layer.num_scores)).z
+
+    def float32_outputs(self, model: LightningModule) -> tuple[Tensor, ...]:
+        """What must stay float32 under autocast (see ``autocast_outputs``)."""
+        if self.autocast_outputs is not None:
+            return self.autocast_outputs(model)
+        layer = model.get_submodule(self.latent)
+        out = layer(30 * torch.randn(8, 2, layer.num_scores).bfloat16())
+        return out.log_probs, out.z
 
 
 def binarized_mnist(folder: Path) -> list[str]:
@@ -162,6 +201,55 @@ def assert_simulated_once_on_rank_zero(folder: Path) -> None:
     assert not list(folder.glob("*.part.npz"))
 
 
+# CartPole-v1 with 2 environments of 16 steps a rollout: 8 rollouts in one process,
+# 4 per rank under 2-process DDP (the budget is shared by the ranks)
+RL_SEED, RL_ENVS, RL_STEPS, RL_ROLLOUTS = 0, 2, 16, 8
+
+
+def cartpole_rollouts(folder: Path) -> list[str]:
+    """The budget of 8 rollouts of 2 CartPole-v1 environments x 16 steps, 1 eval episode.
+
+    Nothing is written: the environments are the data. The config's evaluation every
+    39 rollouts becomes one at the end of the (limited) epoch.
+    """
+    settings = {
+        "num_envs": RL_ENVS,
+        "num_steps": RL_STEPS,
+        "total_env_steps": RL_ROLLOUTS * RL_ENVS * RL_STEPS,
+        "eval_episodes": 1,
+    }
+    return [
+        *(f"--data.init_args.{key}={value}" for key, value in settings.items()),
+        "--trainer.val_check_interval=1.0",
+    ]
+
+
+def rollout_observations(rollout: Rollout) -> tuple[Tensor, ...]:
+    """The observations a rollout trained on, step-major: row ``t * E + i`` is env i at t."""
+    return (rollout.observations.flatten(0, 1),)
+
+
+def cartpole_reset_observations(rank: int) -> tuple[Tensor, ...]:
+    """The first observations of rank ``rank``: env i reset with seed ``seed + rank E + i``."""
+    seeds = [RL_SEED + rank * RL_ENVS + i for i in range(RL_ENVS)]
+    env = gym.make("CartPole-v1")
+    first = [torch.as_tensor(env.reset(seed=seed)[0], dtype=torch.float32) for seed in seeds]
+    env.close()
+    return (torch.stack(first),)
+
+
+def sampled_actions(model: LightningModule) -> Tensor:
+    """256 actions the policy samples (nearly uniform at initialisation) for one state."""
+    return model.act(torch.zeros(256, model.observation_size, device=model.device))[0]
+
+
+def policy_log_probs(model: LightningModule) -> tuple[Tensor, ...]:
+    """The latent's log-probabilities of bf16 scores and the policy's of bf16 states."""
+    scores = 30 * torch.randn(8, 1, model.latent.num_scores).bfloat16()
+    states = torch.randn(8, model.observation_size).bfloat16()
+    return model.latent.log_probs(scores), model.policy(states)[0], model.act(states)[1]
+
+
 FAMILIES: dict[str, Family] = {
     "vae": Family(
         config="vae/categorical/gs_softmax.yaml",
@@ -212,6 +300,32 @@ FAMILIES: dict[str, Family] = {
             "val/edge_acc_best",
         ),
         check_ddp_data=assert_simulated_once_on_rank_zero,
+    ),
+    "rl": Family(
+        config="rl/cartpole/ppo_softmax.yaml",
+        shrink=(
+            "--model.init_args.hidden_sizes=[16]",
+            "--model.init_args.update_epochs=2",
+            "--model.init_args.num_minibatches=2",
+            "--model.init_args.normalize_observations=true",
+        ),
+        write_data=cartpole_rollouts,
+        metrics=(
+            "train/policy_loss",
+            "train/value_loss",
+            "train/entropy",
+            "train/episodic_return",
+            "val/episodic_return",
+        ),
+        example_rows=rollout_observations,
+        # greedy episodes from fixed seeds: 2 ranks x 1 episode are 1 process's 2
+        deterministic_val_metrics=("val/episodic_return", "val/episode_length", "hp_metric"),
+        first_rows=cartpole_reset_observations,
+        one_process_overrides=("--data.init_args.eval_episodes=2",),
+        optimizer_steps_per_batch=4,
+        noise=sampled_actions,
+        autocast_outputs=policy_log_probs,
+        exact_resume=False,
     ),
 }
 

@@ -1,7 +1,8 @@
 """Data parallelism on CPU (gloo): every family trains under 2-process DDP on
-different examples on each rank, with different noise, logging from rank 0 metrics
-reduced across ranks; the gradient of 2 ranks equals the gradient of their joint
-batch, and the REINFORCE baseline is all-reduced.
+different examples on each rank (for RL, in environments seeded per rank), with
+different noise, ending with the same weights on every rank, logging from rank 0
+metrics reduced across ranks; the gradient of 2 ranks equals the gradient of their
+joint batch, and the REINFORCE baseline is all-reduced.
 
 DDP runs go through ``python -m catlight fit`` in a subprocess: Lightning's ``ddp``
 strategy relaunches the command line for the other ranks, which must not be pytest.
@@ -32,11 +33,12 @@ TWO_PROCESSES = ("--trainer.devices=2", "--trainer.strategy=ddp")
 
 
 class RankProbe(Callback):
-    """Saves, on every rank, what the rank trained on and the noise its latent draws.
+    """Saves, on every rank, what the rank trained on, the noise it draws and its weights.
 
-    ``rank<r>.pt`` in ``output_dir`` holds ``noise``, samples of the family's latent for
-    all-zero scores at the start of training, and ``examples``, the family's
-    ``example_rows`` of every training batch of the rank.
+    ``rank<r>.pt`` in ``output_dir`` holds ``noise``, the family's ``draw_noise`` at
+    the start of training (e.g. samples of its latent for all-zero scores),
+    ``examples``, the family's ``example_rows`` of every training batch of the rank,
+    and ``state``, the model's state dict at the end of training.
 
     Args:
         family: a key of ``FAMILIES``.
@@ -50,8 +52,7 @@ class RankProbe(Callback):
         self.examples: list[tuple[torch.Tensor, ...]] = []
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        layer = pl_module.get_submodule(self.family.latent)
-        self.noise = layer(torch.zeros(16, 2, layer.num_scores)).z
+        self.noise = self.family.draw_noise(pl_module)
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int
@@ -60,7 +61,8 @@ class RankProbe(Callback):
         self.examples.append(tuple(rows.detach().cpu() for rows in streams))
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        record = {"noise": self.noise, "examples": self.examples}
+        state = {name: value.detach().cpu() for name, value in pl_module.state_dict().items()}
+        record = {"noise": self.noise, "examples": self.examples, "state": state}
         torch.save(record, Path(self.output_dir) / f"rank{trainer.global_rank}.pt")
 
 
@@ -148,7 +150,7 @@ def test_ddp_fit_logs_finite_metrics_and_checkpoints_from_rank_zero(ddp_run):
 
     (checkpoint_path,) = (ddp_run.log_dir / "checkpoints").iterdir()
     checkpoint = torch.load(checkpoint_path, weights_only=True)
-    assert checkpoint["global_step"] == 2
+    assert checkpoint["global_step"] == 2 * ddp_run.family.optimizer_steps_per_batch
     assert len(checkpoint["random_states"]) == 2  # RandomState, a CLI default
 
 
@@ -176,6 +178,27 @@ def test_ddp_ranks_train_on_different_examples_of_data_prepared_once(ddp_run):
         ddp_run.family.check_ddp_data(ddp_run.folder / "data")
 
 
+def test_ddp_ranks_start_from_their_own_first_examples(ddp_run):
+    """Where a rank's first examples are known (environments reset from per-rank seeds)."""
+    family = ddp_run.family
+    if family.first_rows is None:
+        pytest.skip("the family's first examples depend on a shared shuffle")
+    for rank, record in enumerate(ddp_run.rank_records()):
+        expected = family.first_rows(rank)
+        first_batch = record["examples"][0]
+        for stream, rows in zip(first_batch, expected, strict=True):
+            assert torch.equal(stream[: len(rows)], rows), rank
+
+
+def test_ddp_ranks_end_with_the_same_parameters_and_buffers(ddp_run):
+    """Gradients are all-reduced at every optimizer step (several per batch under manual
+    optimisation) and buffers are all-reduced or broadcast, so no rank drifts."""
+    states = [record["state"] for record in ddp_run.rank_records()]
+    assert states[0].keys() == states[1].keys()
+    for name, value in states[0].items():
+        assert torch.equal(states[1][name], value), name
+
+
 # the 1-process validation of the 2-process checkpoint: no generators for 1 rank, a new
 # version folder for the checkpoints
 @pytest.mark.filterwarnings("ignore:RandomState. the checkpoint holds 2 ranks")
@@ -187,7 +210,11 @@ def test_ddp_validation_metrics_are_reduced_over_ranks(ddp_run, run_cli):
         pytest.skip("the family's validation metrics are all sampled")
     (checkpoint_path,) = (ddp_run.log_dir / "checkpoints").iterdir()
     args = fit_args(
-        family, ddp_run.folder / "data", *family.ddp_overrides, f"--ckpt_path={checkpoint_path}"
+        family,
+        ddp_run.folder / "data",
+        *family.ddp_overrides,
+        *family.one_process_overrides,
+        f"--ckpt_path={checkpoint_path}",
     )
     one_process = run_cli("validate", *args).trainer.callback_metrics
     for metric in family.deterministic_val_metrics:

@@ -8,6 +8,7 @@ from typing import Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.plugins import MixedPrecision
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.functional import explained_variance
@@ -315,9 +316,7 @@ class ActorCritic(LightningModule):
                 )
                 optimizer.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
-                if self.max_grad_norm is not None:
-                    self.clip_gradients(optimizer, self.max_grad_norm, "norm")
-                optimizer.step()
+                optimizer.step()  # clips in on_before_optimizer_step, after unscaling
                 history.append(torch.stack(list(diagnostics.values())))
         means = torch.stack(history).mean(0)
         return dict(zip(diagnostics, means, strict=True))
@@ -370,10 +369,18 @@ class ActorCritic(LightningModule):
         self.log("step", self.env_steps.float(), batch_size=1)
         return episode_return
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the gradient norm; Lightning calls this after a grad scaler unscales."""
+        if self.max_grad_norm is not None:
+            self.clip_gradients(optimizer, self.max_grad_norm, "norm")
+
     def configure_optimizers(self) -> dict:  # noqa: D102
         if self.optimizer_name == "adam":
-            # the fused kernel: one call per step instead of one per parameter tensor
-            fused = self.device.type in ("cpu", "cuda")
+            # the fused kernel: one call per step instead of one per parameter tensor;
+            # Lightning cannot clip a fused optimizer's gradients under mixed precision
+            mixed = isinstance(self.trainer.precision_plugin, MixedPrecision)
+            clipped_in_mixed_precision = mixed and self.max_grad_norm is not None
+            fused = self.device.type in ("cpu", "cuda") and not clipped_in_mixed_precision
             optimizer = torch.optim.Adam(
                 self.parameters(), lr=self.learning_rate, eps=1e-5, fused=fused or None
             )
