@@ -7,6 +7,8 @@ PACKAGES = [
     "catlight.latent",
     "catlight.latent.estimators",
     "catlight.latent.structured",
+    "catlight.models",
+    "catlight.data",
 ]
 
 
