@@ -17,6 +17,7 @@ from catlight.data.semisupervised import (
     balanced_subset,
 )
 from catlight.data.simulation import ParticleSystem, random_spanning_trees
+from catlight.data.tensor_data_module import TensorDataModule
 from catlight.data.tensor_loader import TensorLoader
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "SemiSupervisedFashionMNISTDataModule",
     "SemiSupervisedLoader",
     "SemiSupervisedMNISTDataModule",
+    "TensorDataModule",
     "TensorLoader",
     "balanced_subset",
     "ensure_file",

@@ -9,17 +9,16 @@ labelled sets; ``images`` is float32 ``(B, 784)`` with values in ``{0, 1}`` (or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
-from torch import Tensor
 
 from catlight.data.download import DataFileError, ensure_file
 from catlight.data.idx import read_idx
-from catlight.data.tensor_loader import TensorLoader
+from catlight.data.tensor_data_module import Split, TensorDataModule
 
 __all__ = [
     "BinarizedMNISTDataModule",
@@ -28,10 +27,8 @@ __all__ = [
     "MNISTDataModule",
 ]
 
-Split = tuple[Tensor, ...]
 
-
-class ImageDataModule(LightningDataModule):
+class ImageDataModule(TensorDataModule):
     """Base class: splits held as tensors, served from the training device.
 
     Subclasses implement :meth:`prepare_data` (download, on rank 0) and
@@ -59,24 +56,23 @@ class ImageDataModule(LightningDataModule):
         train_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, on_device, seed)
         if batch_size < 1 or eval_batch_size < 1:
             raise ValueError(
                 f"{type(self).__name__}: batch_size and eval_batch_size must be >= 1, "
                 f"got {batch_size} and {eval_batch_size}"
             )
         self.data_dir = Path(data_dir)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
         self.download = download
-        self.on_device = on_device
         self.train_size = train_size
-        self.seed = seed
-        self.splits: dict[str, Split] = {}
 
     def load_splits(self) -> dict[str, Split]:
         """Read ``train``, ``valid`` and ``test`` as tuples of CPU tensors."""
         raise NotImplementedError
+
+    def batch_transform(self) -> Callable[[Split], Split]:
+        """Batches are turned into model inputs by :meth:`to_float`."""
+        return self.to_float
 
     def to_float(self, batch: Split) -> Split:
         """Turn a batch of stored bytes into model inputs (float images)."""
@@ -96,33 +92,6 @@ class ImageDataModule(LightningDataModule):
     def image_size(self) -> int:
         """Pixels per image (784 for the MNIST family)."""
         return 784
-
-    def _loader(self, split: str, train: bool) -> TensorLoader:
-        if not self.splits:
-            self.setup()
-        loader = TensorLoader.for_trainer(
-            self.trainer,
-            self.splits[split],
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            train=train,
-            on_device=self.on_device,
-            transform=self.to_float,
-            seed=self.seed,
-        )
-        self.splits[split] = loader.tensors
-        return loader
-
-    def train_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("valid", train=False)
-
-    def test_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("test", train=False)
 
 
 _AMAT_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"

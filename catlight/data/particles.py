@@ -30,12 +30,11 @@ from typing import TextIO
 import numpy as np
 import torch
 from jsonargparse import ArgumentParser
-from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
 from catlight.data.download import DataFileError
 from catlight.data.simulation import Graph, ParticleSystem, System
-from catlight.data.tensor_loader import TensorLoader
+from catlight.data.tensor_data_module import TensorDataModule
 
 __all__ = ["ParticlesDataModule", "fully_connected_edge_index", "simulate_main"]
 
@@ -75,7 +74,7 @@ def fully_connected_edge_index(num_particles: int) -> Tensor:
     return off_diagonal.nonzero().T.contiguous()
 
 
-class ParticlesDataModule(LightningDataModule):
+class ParticlesDataModule(TensorDataModule):
     """Springs or charged particles in a box, simulated once and cached (NRI's data sets).
 
     Defaults are the published settings: walls at +-5, ``dt`` 0.001, a state every 100
@@ -131,7 +130,9 @@ class ParticlesDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         on_device: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            batch_size, batch_size if eval_batch_size is None else eval_batch_size, on_device, seed
+        )
         self.physics = ParticleSystem(system, num_particles, graph, dt, box_size, sample_interval)
         counts = {
             "num_train": num_train,
@@ -148,11 +149,6 @@ class ParticlesDataModule(LightningDataModule):
         self.data_dir = Path(data_dir)
         self.sizes = {"train": num_train, "valid": num_valid, "test": num_test}
         self.steps = {"train": train_steps, "valid": train_steps, "test": test_steps}
-        self.seed = seed
-        self.batch_size = batch_size
-        self.eval_batch_size = counts["eval_batch_size"]
-        self.on_device = on_device
-        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.position_min: float | None = None
         self.position_max: float | None = None
         self.velocity_min: float | None = None
@@ -300,32 +296,6 @@ class ParticlesDataModule(LightningDataModule):
         """
         low, high = (bound.to(trajectories) for bound in self._scale())
         return (trajectories + 1) * ((high - low) / 2) + low
-
-    def _loader(self, split: str, train: bool) -> TensorLoader:
-        if not self.splits:
-            self.setup()
-        loader = TensorLoader.for_trainer(
-            self.trainer,
-            self.splits[split],
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            train=train,
-            on_device=self.on_device,
-            seed=self.seed,
-        )
-        self.splits[split] = loader.tensors
-        return loader
-
-    def train_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("valid", train=False)
-
-    def test_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("test", train=False)
 
 
 def simulate_main(args: list[str] | None = None) -> Path:

@@ -1,0 +1,69 @@
+"""TensorDataModule: a DataModule whose splits are tensors served by TensorLoader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+
+from catlight.data.tensor_loader import TensorLoader
+
+__all__ = ["TensorDataModule"]
+
+Split = tuple[Tensor, ...]
+
+
+class TensorDataModule(LightningDataModule):
+    """Base class: ``train`` / ``valid`` / ``test`` splits held as tensors.
+
+    Subclasses fill :attr:`splits` in :meth:`setup` (tuples of tensors sharing their
+    first dimension); this base serves them with :class:`TensorLoader`: on the
+    training device when ``on_device``, sharded by rank, and for training shuffled by
+    ``seed`` and epoch and resumable mid-epoch. ``predict`` reads the test split.
+
+    Args:
+        batch_size: training batch size per process.
+        eval_batch_size: batch size for validation, test and predict.
+        on_device: keep the data on the training device (no DataLoader workers).
+        seed: seed of the shuffling.
+    """
+
+    def __init__(self, batch_size: int, eval_batch_size: int, on_device: bool, seed: int) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.on_device = on_device
+        self.seed = seed
+        self.splits: dict[str, Split] = {}
+
+    def batch_transform(self) -> Callable[[Split], Split] | None:
+        """What the loaders apply to each batch (None: nothing)."""
+        return None
+
+    def _loader(self, split: str, train: bool) -> TensorLoader:
+        if not self.splits:
+            self.setup()
+        loader = TensorLoader.for_trainer(
+            self.trainer,
+            self.splits[split],
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            train=train,
+            on_device=self.on_device,
+            transform=self.batch_transform(),
+            seed=self.seed,
+        )
+        self.splits[split] = loader.tensors  # moved to the device once
+        return loader
+
+    def train_dataloader(self) -> TensorLoader:  # noqa: D102
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> TensorLoader:  # noqa: D102
+        return self._loader("valid", train=False)
+
+    def test_dataloader(self) -> TensorLoader:  # noqa: D102
+        return self._loader("test", train=False)
+
+    def predict_dataloader(self) -> TensorLoader:  # noqa: D102
+        return self._loader("test", train=False)
