@@ -5,7 +5,10 @@ rl-baselines3-zoo tables (PPO and A2C on CartPole-v1 and LunarLander, A2C on
 Acrobot-v1), and CleanRL's ``ppo.py`` defaults for PPO on Acrobot-v1 (REFERENCE.md
 lists the returns they reach). Differences from the zoo: PPO's clip range is
 constant (the zoo anneals it on CartPole), and where the zoo normalises with
-``VecNormalize`` only the observations are normalised here.
+``VecNormalize`` only the observations are normalised here. The value loss is
+``value_coef * 0.5 * MSE`` (CleanRL's form), so the zoo's ``vf_coef`` (on a plain MSE)
+weighs the critic twice as much as the same number does here; the measured returns
+in docs/rl.md are for these configs as written.
 
 The budget is ``data.total_env_steps``, one training epoch (``trainer.max_epochs: 1``)
 of one rollout per batch; ``trainer.val_check_interval`` (rollouts) evaluates about

@@ -112,7 +112,7 @@ class ActorCritic(LightningModule):
         normalize_observations: bool = False,
     ) -> None:
         super().__init__()
-        _check_options(algorithm, optimizer, update_epochs, num_minibatches)
+        _check_options(algorithm, optimizer, update_epochs, num_minibatches, value_clip_range)
         _check_numbers(
             observation_size=observation_size,
             learning_rate=learning_rate,
@@ -231,7 +231,10 @@ class ActorCritic(LightningModule):
             - batch: ``observations (B, observation_size)``, the others ``(B,)``
             - output: scalars
         """
-        all_log_probs, values = self.policy(batch["observations"])
+        # float32 even under autocast: the rollout's log-probs and values were computed
+        # outside it, and the ratio must be exactly 1 before the first update
+        with torch.autocast(self.device.type, enabled=False):
+            all_log_probs, values = self.policy(batch["observations"].float())
         log_probs = all_log_probs.gather(-1, batch["actions"].unsqueeze(-1))[:, 0]
         entropy = categorical_entropy(all_log_probs).mean()
         advantages = batch["advantages"]
@@ -401,9 +404,13 @@ class ActorCritic(LightningModule):
 
 
 def _check_options(
-    algorithm: str, optimizer: str, update_epochs: int, num_minibatches: int
+    algorithm: str,
+    optimizer: str,
+    update_epochs: int,
+    num_minibatches: int,
+    value_clip_range: float | None,
 ) -> None:
-    """Raise ValueError for an unknown option or an A2C with several steps per rollout."""
+    """Raise ValueError for an unknown option or a PPO-only setting given to A2C."""
     if algorithm not in ("ppo", "a2c"):
         raise ValueError(f"ActorCritic: algorithm must be 'ppo' or 'a2c', got {algorithm!r}")
     if optimizer not in ("adam", "rmsprop"):
@@ -418,6 +425,11 @@ def _check_options(
             "ActorCritic: algorithm 'a2c' takes one full-batch step per rollout, so "
             f"update_epochs and num_minibatches must be 1, got {update_epochs} and "
             f"{num_minibatches}"
+        )
+    if algorithm == "a2c" and value_clip_range is not None:
+        raise ValueError(
+            "ActorCritic: value_clip_range is a PPO setting; algorithm 'a2c' needs it unset "
+            f"(None), got {value_clip_range}"
         )
 
 

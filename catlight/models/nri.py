@@ -15,7 +15,8 @@ from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.structured import StructuredLatent
 from catlight.models.hparams import save_hyperparameters
 from catlight.models.nri_decoder import MLPDecoder, RNNDecoder
-from catlight.models.nri_edge_latents import EdgeLatent, EdgePosterior, edge_latent
+from catlight.models.nri_edge_latents import EdgeLatent, EdgePosterior
+from catlight.models.nri_edge_latents import edge_latent as make_edge_latent
 from catlight.models.nri_encoder import CNNEncoder, MLPEncoder
 from catlight.models.nri_images import graph_comparison_image, trajectory_image
 from catlight.models.nri_metrics import HorizonMSE, PermutationAccuracy
@@ -64,7 +65,9 @@ class NRI(LightningModule):
 
     Evaluation decodes the most probable type of each edge (a one-hot ``z``; for a
     tree, the maximum spanning tree of the scores), whatever the training estimator.
-    Validation logs ``val/nll`` and ``val/kl`` (per particle; estimated for a tree),
+    Validation logs ``val/nll`` (per particle, of the decoded mode rather than a
+    sample, so ``val/nll + val/kl`` is not the negative ELBO) and ``val/kl`` (per
+    particle; a Monte Carlo estimate for a tree),
     ``val/mse`` (teacher forcing every ``prediction_steps``) and ``val/mse_1step``,
     ``val/edge_acc`` (type k means true type k) and ``val/edge_acc_best`` (the best
     relabelling of the types over the whole validation set, since types are
@@ -151,7 +154,7 @@ class NRI(LightningModule):
         save_hyperparameters(self)
         if latent is None:
             latent = DiscreteLatent(2, Softmax(), GumbelSoftmax(tau=0.5))
-        self.edge_latent: EdgeLatent = edge_latent(latent, prior, sparse_prior_first)
+        self.edge_latent: EdgeLatent = make_edge_latent(latent, prior, sparse_prior_first)
         num_types = self.edge_latent.num_types
         num_scores = self.edge_latent.num_scores
         self.num_timesteps = num_timesteps

@@ -188,7 +188,10 @@ class RNNDecoder(nn.Module):
     ``m_(i,j) = sum_k z_(i,j),k f_e^k([h_i, h_j])``,
     ``h_j <- GRU([x_j, sum_i m_(i,j)], h_j)``, ``mu_j = x_j + f_out(h_j)``, where ``x``
     is the ground truth every ``prediction_steps`` steps and the last prediction in
-    between. The hidden state carries over the teacher-forced steps.
+    between. The hidden state carries over the teacher-forced steps. A variant of
+    Kipf et al.'s recurrent decoder: messages are summed (not averaged over senders and
+    types) and enter a standard ``GRUCell`` as input, so its numbers are not directly
+    comparable with the paper's RNN rows.
 
     Args:
         num_dims: D, features per particle and step.

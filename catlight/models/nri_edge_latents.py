@@ -350,7 +350,10 @@ class SpanningTreeEdges(EdgeLatent):
             trace = self.structure.trace(noise * torch.exp(-theta))
             marginals = self.structure.encode(trace).mean(0)
             kl = trace_kl_to_uniform_trees(theta, trace, self.log_num_traces).mean(0)
-        return EdgePosterior(self.edge_types(marginals).log(), self.edge_types(mode), kl)
+        # an edge that no sampled tree holds gets the smallest positive probability
+        tiny = torch.finfo(marginals.dtype).tiny
+        log_probs = self.edge_types(marginals).clamp_min(tiny).log()
+        return EdgePosterior(log_probs, self.edge_types(mode), kl)
 
 
 class _TreeSample(EdgeSample):

@@ -245,6 +245,10 @@ def test_actor_critic_rejects_a_model_that_does_not_fit_the_environment(tmp_path
     [
         ({"algorithm": "a2c"}, "'a2c' takes one full-batch step.*got 4 and 4"),
         ({"algorithm": "trpo"}, "algorithm must be 'ppo' or 'a2c', got 'trpo'"),
+        (
+            {"algorithm": "a2c", "update_epochs": 1, "num_minibatches": 1, "value_clip_range": 0.2},
+            "value_clip_range is a PPO setting",
+        ),
         ({"optimizer": "sgd"}, "optimizer must be 'adam' or 'rmsprop'"),
         ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
         ({"clip_range": 0.0}, "clip_range must be > 0, got 0.0"),

@@ -34,6 +34,7 @@ class MLPCritic(nn.Module):
         super().__init__()
         check_int_at_least("MLPCritic", "num_inputs", num_inputs, 1)
         check_int_at_least("MLPCritic", "hidden_size", hidden_size, 1)
+        self.num_inputs = num_inputs
         self.hidden = nn.Linear(num_inputs, hidden_size)
         self.output = nn.Linear(hidden_size, 1)
         nn.init.zeros_(self.output.weight)

@@ -63,6 +63,13 @@ class StructuredLatent(nn.Module):
                 "StructuredLatent: estimator must be a structured estimator (TraceReinforce, "
                 f"ExponentialReinforce, Relax), got {type(estimator).__name__}"
             )
+        critic_inputs = getattr(getattr(estimator, "critic", None), "num_inputs", None)
+        if critic_inputs is not None and critic_inputs != structure.num_scores:
+            raise ValueError(
+                f"StructuredLatent: the critic reads {critic_inputs} inputs but "
+                f"{type(structure).__name__} has {structure.num_scores} scores; set "
+                f"MLPCritic(num_inputs={structure.num_scores})"
+            )
         self.structure = structure
         self.estimator = estimator
 

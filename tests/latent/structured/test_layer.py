@@ -108,3 +108,8 @@ def test_objective_rejects_a_cost_of_the_wrong_shape():
     out = StructuredLatent(Permutation(4), TraceReinforce(num_samples=2))(torch.randn(3, 4))
     with pytest.raises(ValueError, match=r"cost must have shape \(S, \*batch\) = \(2, 3\)"):
         out.objective(torch.zeros(2, 3, 4))
+
+
+def test_layer_rejects_a_critic_of_the_wrong_size():
+    with pytest.raises(ValueError, match=r"MLPCritic\(num_inputs=6\)"):
+        StructuredLatent(SpanningTree(num_nodes=4), Relax(MLPCritic(num_inputs=5)))
