@@ -51,7 +51,7 @@ class ActorCritic(LightningModule):
 
     Logged against environment steps (the TensorBoard x-axis): the episodic return and
     length of training episodes (means over the episodes that ended since the last
-    log, reduced over ranks), policy entropy, approx-KL, clip fraction, explained
+    log, reduced over ranks), policy entropy, approx-KL and clip fraction (PPO), explained
     variance, losses and learning rate; in validation, the return and length of the
     data module's deterministic (argmax) evaluation episodes, also as ``hp_metric``.
 
@@ -332,8 +332,8 @@ class ActorCritic(LightningModule):
         self.train_length.update(rollout.episode_lengths.float())
         if (batch_idx + 1) % self.trainer.log_every_n_steps and not self.trainer.fast_dev_run:
             return
-        if self.algorithm != "ppo":
-            del diagnostics["clip_fraction"]
+        if self.algorithm != "ppo":  # one step from the collecting policy: both are ~0
+            del diagnostics["clip_fraction"], diagnostics["approx_kl"]
         metrics = {f"train/{name}": value for name, value in diagnostics.items()}
         # means over every rank's episodes since the last log; NaN if none ended
         episode_return, episode_length = self.train_return.compute(), self.train_length.compute()
