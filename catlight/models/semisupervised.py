@@ -169,7 +169,7 @@ class SemiSupervisedVAE(LightningModule):
 
         Shapes: images ``(B, D)``, labels ``(B,)`` int64 -> ``(B,)``.
         """
-        if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < self.num_classes:
+        if ((labels < 0) | (labels >= self.num_classes)).any():  # one device sync
             raise ValueError(
                 f"SemiSupervisedVAE: labels must lie in [0, {self.num_classes}) (the latent's "
                 f"num_categories), got values in [{int(labels.min())}, {int(labels.max())}]"
@@ -230,7 +230,7 @@ class SemiSupervisedVAE(LightningModule):
             raise ValueError(
                 "SemiSupervisedVAE: alpha=None takes 0.1 * N / N_labeled from the "
                 "datamodule's num_train_examples and num_labeled, but the datamodule "
-                f"({type(data).__name__}) has neither; pass alpha explicitly"
+                f"({type(data).__name__}) lacks them; pass alpha explicitly"
             )
         self.classification_weight = 0.1 * data.num_train_examples / data.num_labeled
 
