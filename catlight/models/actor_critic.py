@@ -15,11 +15,11 @@ from torchmetrics.functional import explained_variance
 
 from catlight.data.rl import Episodes, Rollout
 from catlight.latent import DiscreteLatent, Softmax
-from catlight.latent.sample import categorical_entropy
 from catlight.models.advantages import generalized_advantages
 from catlight.models.hparams import save_hyperparameters
 from catlight.models.networks import Activation, mlp
 from catlight.models.observation_normalizer import ObservationNormalizer
+from catlight.models.policy_losses import actor_critic_loss
 
 __all__ = ["ActorCritic"]
 
@@ -217,53 +217,29 @@ class ActorCritic(LightningModule):
         return self.policy(observations)[0].argmax(-1)
 
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """The actor-critic loss of a minibatch of transitions and its diagnostics.
+        """The actor-critic loss of a minibatch and its diagnostics (see :func:`actor_critic_loss`).
 
-        Args:
-            batch: ``observations (B, D)``, ``actions``, ``log_probs`` and ``values``
-                of the collecting policy, ``advantages`` and ``returns``, each ``(B,)``.
-
-        Returns:
-            The scalar loss, and detached scalars: policy and value losses, entropy,
-            approx-KL (``E[rho - 1 - log rho]``) and the fraction of clipped ratios.
+        The policy and critic run in float32: the rollout's log-probs and values were
+        computed outside autocast, so the ratio is exactly 1 before the first update.
 
         Shapes:
-            - batch: ``observations (B, observation_size)``, the others ``(B,)``
+            - batch: ``observations (B, observation_size)``; ``actions``, ``log_probs``,
+              ``values``, ``advantages``, ``returns``: ``(B,)``
             - output: scalars
         """
-        # float32 even under autocast: the rollout's log-probs and values were computed
-        # outside it, and the ratio must be exactly 1 before the first update
         with torch.autocast(self.device.type, enabled=False):
             all_log_probs, values = self.policy(batch["observations"].float())
-        log_probs = all_log_probs.gather(-1, batch["actions"].unsqueeze(-1))[:, 0]
-        entropy = categorical_entropy(all_log_probs).mean()
-        advantages = batch["advantages"]
-        if self.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std(correction=0) + 1e-8)
-        log_ratio = log_probs - batch["log_probs"]
-        ratio = log_ratio.exp()
-        if self.algorithm == "ppo":
-            clipped = ratio.clamp(1 - self.clip_range, 1 + self.clip_range)
-            policy_loss = torch.max(-advantages * ratio, -advantages * clipped).mean()
-        else:
-            policy_loss = -(advantages * log_probs).mean()
-        value_loss = (values - batch["returns"]).square()
-        if self.algorithm == "ppo" and self.value_clip_range is not None:
-            change = (values - batch["values"]).clamp(-self.value_clip_range, self.value_clip_range)
-            value_loss = torch.max(
-                value_loss, (batch["values"] + change - batch["returns"]).square()
-            )
-        value_loss = 0.5 * value_loss.mean()
-        loss = policy_loss - self.entropy_coef * entropy + self.value_coef * value_loss
-        with torch.no_grad():
-            diagnostics = {
-                "policy_loss": policy_loss.detach(),
-                "value_loss": value_loss.detach(),
-                "entropy": entropy.detach(),
-                "approx_kl": (ratio - 1 - log_ratio).mean(),
-                "clip_fraction": ((ratio - 1).abs() > self.clip_range).float().mean(),
-            }
-        return loss, diagnostics
+        return actor_critic_loss(
+            all_log_probs,
+            values,
+            batch,
+            self.algorithm,
+            self.clip_range,
+            self.value_clip_range,
+            self.normalize_advantages,
+            self.entropy_coef,
+            self.value_coef,
+        )
 
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:  # noqa: D102
         advantages, returns = generalized_advantages(
