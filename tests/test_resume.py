@@ -99,6 +99,27 @@ def callbacks(
     return ["--trainer.callbacks=[]", f"--trainer.callbacks={json.dumps(chosen)}"]
 
 
+def fit_case(
+    run_cli,
+    family: Family,
+    case: str,
+    tmp_path: Path,
+    checkpoint_dir: str,
+    *extra: str,
+    **callback_options,
+):
+    """Fit ``family`` with the estimator of ``case``, checkpointing in ``checkpoint_dir``."""
+    args = fit_args(
+        family,
+        tmp_path / "data",
+        *estimator_overrides(family, case),
+        f"--trainer.max_steps={TOTAL_STEPS}",
+        *callbacks(case, tmp_path / checkpoint_dir, **callback_options),
+        *extra,
+    )
+    return run_cli("fit", *args)
+
+
 def final_state(cli) -> dict:
     trainer = cli.trainer
     optimizer = trainer.optimizers[0]
@@ -132,18 +153,10 @@ def buffers(state: dict, suffix: str) -> list[torch.Tensor]:
 def test_resume_after_a_crash_continues_exactly_like_the_uninterrupted_run(
     name, case, run_cli, tmp_path
 ):
-    family = FAMILIES[name]
-
     def fit(checkpoint_dir: str, *extra: str, **callback_options):
-        args = fit_args(
-            family,
-            tmp_path / "data",
-            *estimator_overrides(family, case),
-            f"--trainer.max_steps={TOTAL_STEPS}",
-            *callbacks(case, tmp_path / checkpoint_dir, **callback_options),
-            *extra,
+        return fit_case(
+            run_cli, FAMILIES[name], case, tmp_path, checkpoint_dir, *extra, **callback_options
         )
-        return run_cli("fit", *args)
 
     straight = final_state(fit("straight"))
     with pytest.raises(RuntimeError, match="simulated crash at step 5"):
@@ -166,17 +179,16 @@ def test_resume_after_a_crash_continues_exactly_like_the_uninterrupted_run(
 def test_resume_without_restoring_random_state_diverges_from_the_uninterrupted_run(
     run_cli, tmp_path, monkeypatch
 ):
-    family = FAMILIES["vae"]
-
     def fit(checkpoint_dir: str, *extra: str, **callback_options):
-        args = fit_args(
-            family,
-            tmp_path / "data",
-            f"--trainer.max_steps={TOTAL_STEPS}",
-            *callbacks("gs_annealing", tmp_path / checkpoint_dir, **callback_options),
+        return fit_case(
+            run_cli,
+            FAMILIES["vae"],
+            "gs_annealing",
+            tmp_path,
+            checkpoint_dir,
             *extra,
+            **callback_options,
         )
-        return run_cli("fit", *args)
 
     straight = final_state(fit("straight"))
     with pytest.raises(RuntimeError, match="simulated crash"):
