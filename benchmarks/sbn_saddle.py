@@ -26,6 +26,7 @@ from catlight.latent import (
     Catnat,
     DiscreteLatent,
     LeaveOneOut,
+    Reinforce,
     ReinMax,
     Softmax,
     StraightThrough,
@@ -38,6 +39,7 @@ ESTIMATORS = {
     "st": StraightThrough,
     "reinmax": lambda: ReinMax(tau=1.3),
     "loo": lambda: LeaveOneOut(num_samples=4),
+    "reinforce": lambda: Reinforce(baseline="moving_average"),
 }
 OPTIMIZERS = {
     "adam 1e-3": lambda params: torch.optim.Adam(params, lr=1e-3),
