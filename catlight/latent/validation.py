@@ -70,6 +70,9 @@ def check_scores(owner: str, scores: Tensor, negative_infinity_masks: bool) -> N
             f"{owner}: {_which(empty, 'rows of scores')} are -inf for every "
             "category; at least one category per variable must stay possible"
         )
+    # one fused sum: NaN and +-inf make it non-finite (finite scores only by overflow)
+    if bool(torch.isfinite(scores.detach().sum())):
+        return
     finite = torch.isfinite(scores.detach())
     if bool(finite.all()):
         return

@@ -71,10 +71,17 @@ def test_validation_default_switch_rejects_non_bool():
 
 def test_layer_rejects_integer_scores():
     layer = DiscreteLatent(3, Softmax(), LeaveOneOut(2))
-    with pytest.raises(ValueError, match="scores must be floating point, got torch.int64"):
+    with pytest.raises(ValueError, match=r"scores must be floating point, got torch\.int64"):
         layer(torch.zeros(2, 3, dtype=torch.int64))
 
 
 def test_relaxed_estimator_rejects_bool_tau():
     with pytest.raises(ValueError, match="tau must be a finite number > 0, got True"):
         GumbelSoftmax(tau=True)
+
+
+def test_validation_accepts_huge_finite_catnat_scores():
+    # their sum overflows to inf, which alone must not count as a bad score
+    layer = DiscreteLatent(4, Catnat(), LeaveOneOut(2))
+    out = layer(torch.full((2, 3), 3e38))
+    assert torch.isfinite(out.log_probs).all()
