@@ -10,6 +10,7 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 
 # imported so that YAML and the command line can name their classes by short name
 import catlight.callbacks
+import catlight.checkpoints
 import catlight.data
 import catlight.latent
 import catlight.models
