@@ -204,3 +204,10 @@ def test_particles_in_a_read_only_folder_simulate_in_memory(tmp_path, monkeypatc
         data.setup()
     assert data.splits["train"][0].shape == (8, 5, 6, 4)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_split_smaller_than_a_batch_is_an_error(tmp_path):
+    write_binarized_npz(tmp_path, SIZES)
+    data = BinarizedMNISTDataModule(data_dir=str(tmp_path), download=False, batch_size=5)
+    with pytest.raises(ValueError, match=r"training split gives no batch: 4 examples .* = 5"):
+        data.train_dataloader()
