@@ -10,7 +10,12 @@ from catlight.latent._checks import check_num_categories
 from catlight.latent.estimators import Estimator
 from catlight.latent.parameterizations import Parameterization
 from catlight.latent.sample import LatentSample
-from catlight.latent.validation import check_mask, check_scores, default_validate_args
+from catlight.latent.validation import (
+    check_mask,
+    check_scores,
+    check_support,
+    default_validate_args,
+)
 
 __all__ = ["DiscreteLatent", "LatentSample"]
 
@@ -138,8 +143,10 @@ class DiscreteLatent(nn.Module):
             log_probs = self.parameterization(scores.float())
             if mask is None:
                 return log_probs
-            check_mask(owner, mask, log_probs.shape, self.checks_input)
+            check_mask(owner, mask, log_probs.shape)
             masked = log_probs.masked_fill(~mask, float("-inf"))
+            if self.checks_input:
+                check_support(owner, masked)
             return masked - masked.logsumexp(-1, keepdim=True)
 
     def forward(self, scores: Tensor, mask: Tensor | None = None) -> LatentSample:

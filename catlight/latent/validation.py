@@ -13,7 +13,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_mask", "check_scores", "default_validate_args", "set_default_validate_args"]
+__all__ = [
+    "check_mask",
+    "check_scores",
+    "check_support",
+    "default_validate_args",
+    "set_default_validate_args",
+]
 
 _default_validate_args = True
 
@@ -83,18 +89,17 @@ def check_scores(owner: str, scores: Tensor, negative_infinity_masks: bool) -> N
     )
 
 
-def check_mask(owner: str, mask: Tensor, shape: torch.Size, validate: bool) -> None:
-    """Raise a ValueError for a mask that is not boolean, does not fit, or empties a row.
+def check_mask(owner: str, mask: Tensor, shape: torch.Size) -> None:
+    """Raise a ValueError for a mask that is not boolean or does not fit.
 
     Args:
         owner: how the error names the layer.
         mask: True where a category is allowed.
         shape: the shape of the log-probabilities, ``(*batch, N, K)``.
-        validate: also check (one synchronisation) that every row allows a category.
 
     Raises:
-        ValueError: if ``mask`` is not boolean, is not broadcastable to ``shape``
-            without growing it, or (when ``validate``) allows no category in a row.
+        ValueError: if ``mask`` is not boolean or is not broadcastable to ``shape``
+            without growing it.
 
     Shapes:
         - mask: broadcastable to ``(*batch, N, K)``
@@ -110,12 +115,28 @@ def check_mask(owner: str, mask: Tensor, shape: torch.Size, validate: bool) -> N
             f"{owner}: mask of shape {tuple(mask.shape)} does not broadcast to the "
             f"log-probabilities' shape {tuple(shape)} (*batch, N, K)"
         )
-    if validate and not bool(mask.any(-1).all()):
-        empty = ~mask.any(-1)
-        raise ValueError(
-            f"{owner}: {_which(empty, 'rows of mask')} allow no category; "
-            "at least one category per variable must stay possible"
-        )
+
+
+def check_support(owner: str, masked_log_probs: Tensor) -> None:
+    """Raise a ValueError if the mask (with any -inf scores) leaves a row no category.
+
+    Args:
+        owner: how the error names the layer.
+        masked_log_probs: log-probabilities with -inf on the masked categories.
+
+    Raises:
+        ValueError: naming how many rows are empty and the index of the first.
+
+    Shapes:
+        - masked_log_probs: ``(*batch, N, K)``
+    """
+    possible = masked_log_probs.detach().amax(-1) > float("-inf")
+    if bool(possible.all()):
+        return
+    raise ValueError(
+        f"{owner}: {_which(~possible, 'rows')} allow no category once masked (by mask, "
+        "and -inf scores); at least one category per variable must stay possible"
+    )
 
 
 def _which(bad: Tensor, what: str) -> str:

@@ -83,8 +83,15 @@ def test_mask_exact_ignores_infinite_cost_of_impossible_configurations():
 def test_mask_with_every_category_masked_in_a_row_raises():
     layer = DiscreteLatent(3, Catnat(), LeaveOneOut(2))
     mask = torch.tensor([[True, False, False], [False, False, False]])
-    with pytest.raises(ValueError, match=r"1 of 2 rows of mask \(the first at index \(1,\)\)"):
+    with pytest.raises(ValueError, match=r"1 of 2 rows \(the first at index \(1,\)\) allow no"):
         layer(torch.zeros(2, 2), mask=mask)
+
+
+def test_mask_and_negative_infinity_scores_leaving_no_category_raise():
+    layer = DiscreteLatent(3, Softmax(), LeaveOneOut(2))
+    scores = torch.tensor([[-math.inf, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"allow no category once masked"):
+        layer(scores, mask=torch.tensor([True, False, False]))
 
 
 @pytest.mark.parametrize(
