@@ -60,6 +60,10 @@ def check_scores(owner: str, scores: Tensor, negative_infinity_masks: bool) -> N
     Shapes:
         - scores: ``(*batch, N, M)``
     """
+    # the common case in one fused sum: it is finite unless a score is NaN or +-inf
+    # (or finite scores overflow it, which the exact checks below then clear)
+    if bool(torch.isfinite(scores.detach().sum())):
+        return
     if negative_infinity_masks:
         # amax propagates NaN and is +inf / -inf for a +inf score / an all -inf row
         if bool(torch.isfinite(scores.detach().amax(-1)).all()):
@@ -76,9 +80,6 @@ def check_scores(owner: str, scores: Tensor, negative_infinity_masks: bool) -> N
             f"{owner}: {_which(empty, 'rows of scores')} are -inf for every "
             "category; at least one category per variable must stay possible"
         )
-    # one fused sum: NaN and +-inf make it non-finite (finite scores only by overflow)
-    if bool(torch.isfinite(scores.detach().sum())):
-        return
     finite = torch.isfinite(scores.detach())
     if bool(finite.all()):
         return
