@@ -10,6 +10,8 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 
 # imported so that YAML and the command line can name their classes by short name
 import catlight.callbacks
+import catlight.checkpoints
+import catlight.config_yaml
 import catlight.data
 import catlight.latent
 import catlight.models
@@ -39,6 +41,7 @@ class CatlightCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         # appended to the config's callbacks: per-rank noise and resumable RNG state
         kwargs.setdefault("trainer_defaults", {"callbacks": [catlight.callbacks.RandomState()]})
+        catlight.config_yaml.use_strict_yaml()
         super().__init__(args=args, run=run, **kwargs)
 
 

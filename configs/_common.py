@@ -21,3 +21,19 @@ def latent(
             "estimator": {"class_path": estimator, "init_args": init_args},
         },
     }
+
+
+def with_last_checkpoint(config: dict[str, Any]) -> dict[str, Any]:
+    """Add a LastCheckpoint to a model config's callbacks, so ``--ckpt_path last`` resumes.
+
+    A config without a ModelCheckpoint also gets a plain one: it keeps Lightning's
+    default (a checkpoint in the version folder), which any checkpoint callback in
+    the list turns off.
+    """
+    if "model" not in config:
+        return config
+    callbacks = config["trainer"].setdefault("callbacks", [])
+    if not any(callback["class_path"] == "ModelCheckpoint" for callback in callbacks):
+        callbacks.append({"class_path": "ModelCheckpoint"})
+    callbacks.append({"class_path": "LastCheckpoint"})
+    return config

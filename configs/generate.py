@@ -24,7 +24,7 @@ import yaml
 CONFIGS = Path(__file__).resolve().parent
 sys.path.insert(0, str(CONFIGS))
 
-from _common import PARAMETERIZATIONS, latent  # noqa: E402
+from _common import PARAMETERIZATIONS, latent, with_last_checkpoint  # noqa: E402
 
 # estimator name -> (class_path, init_args, anneal the temperature?, learning rate)
 ESTIMATORS: dict[str, tuple[str, dict[str, Any], bool, float]] = {
@@ -139,7 +139,7 @@ def all_configs() -> dict[Path, dict[str, Any]]:
         if module_path.stem != "_common":
             family = importlib.import_module(module_path.stem)
             configs.update(family.configs())
-    return configs
+    return {path: with_last_checkpoint(config) for path, config in configs.items()}
 
 
 def render(config: dict[str, Any], path: Path) -> str:
