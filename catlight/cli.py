@@ -37,8 +37,12 @@ class CatlightCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
-        # appended to the config's callbacks: per-rank noise and resumable RNG state
-        kwargs.setdefault("trainer_defaults", {"callbacks": [catlight.callbacks.RandomState()]})
+        # appended to the config's callbacks: per-rank noise and resumable RNG state, and
+        # estimator steps for a model that does not add them itself
+        kwargs.setdefault(
+            "trainer_defaults",
+            {"callbacks": [catlight.callbacks.RandomState(), catlight.callbacks.EstimatorStep()]},
+        )
         super().__init__(args=args, run=run, **kwargs)
 
 

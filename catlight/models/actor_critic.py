@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.functional import explained_variance
 
+from catlight.callbacks import EstimatorSteps
 from catlight.data.rl import Episodes, Rollout
 from catlight.latent import DiscreteLatent, Softmax
 from catlight.models.advantages import generalized_advantages
@@ -24,7 +25,7 @@ from catlight.models.policy_losses import actor_critic_loss
 __all__ = ["ActorCritic"]
 
 
-class ActorCritic(LightningModule):
+class ActorCritic(EstimatorSteps, LightningModule):
     r"""PPO or A2C on a categorical policy ``pi(a|s) = latent.distribution(actor(s))``.
 
     The actor outputs ``latent.num_scores`` scores per state (K for Softmax, K - 1

@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from catlight.callbacks import EstimatorSteps
 from catlight.data.particles import fully_connected_edge_index
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.structured import StructuredLatent
@@ -39,7 +40,7 @@ def gaussian_nll(predictions: Tensor, targets: Tensor, variance: float) -> Tenso
     return squared_errors.sum((-3, -2, -1)) / (2 * variance)
 
 
-class NRI(LightningModule):
+class NRI(EstimatorSteps, LightningModule):
     r"""Infer the interaction graph of a particle system while learning its dynamics.
 
     ``trajectories (B, N, T, D) -> encoder -> edge-type scores (B, E, num_scores) ->

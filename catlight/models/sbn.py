@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from catlight.callbacks import EstimatorSteps
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.estimators.base import sample_categories
 from catlight.models.hparams import save_hyperparameters
@@ -18,7 +19,7 @@ from catlight.models.networks import Activation, mlp
 __all__ = ["StructuredOutputPrediction"]
 
 
-class StructuredOutputPrediction(LightningModule):
+class StructuredOutputPrediction(EstimatorSteps, LightningModule):
     r"""A stochastic network ``x_top -> z_1 -> ... -> z_L -> x_bottom`` (Jang et al. 2017).
 
     Each of the ``num_layers`` stochastic layers has N categorical variables of K

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from catlight.callbacks import EstimatorSteps
 from catlight.latent import DiscreteLatent, Exact, Softmax
 from catlight.latent.sample import categorical_kl
 from catlight.models.hparams import save_hyperparameters
@@ -22,7 +23,7 @@ from catlight.models.networks import Activation, activation_layer, mlp
 __all__ = ["SemiSupervisedVAE", "confusion_image"]
 
 
-class SemiSupervisedVAE(LightningModule):
+class SemiSupervisedVAE(EstimatorSteps, LightningModule):
     r"""Kingma et al.'s M2: ``p(y) p(z) p(x|y,z)`` with ``q(y|x)`` and ``q(z|x,y)``.
 
     The label ``y`` is a :class:`~catlight.latent.DiscreteLatent` with one variable of

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from catlight.callbacks import EstimatorSteps
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.estimators.base import sample_categories
 from catlight.latent.sample import categorical_kl
@@ -19,7 +20,7 @@ from catlight.models.networks import Activation, mlp
 __all__ = ["CategoricalVAE"]
 
 
-class CategoricalVAE(LightningModule):
+class CategoricalVAE(EstimatorSteps, LightningModule):
     r"""A VAE with N categorical latent variables of K categories and a Bernoulli decoder.
 
     ``x -> encoder -> scores (B, N, num_scores) -> DiscreteLatent -> z (S, B, N, K) ->
