@@ -4,6 +4,7 @@ import sys
 import pytest
 
 from catlight.cli import main
+from catlight.cli_swaps import estimators_start_from_defaults
 
 
 def test_main_help_lists_subcommands(capsys):
@@ -31,3 +32,53 @@ def test_main_fit_help_lists_model_data_and_checkpoint_options(monkeypatch, caps
     help_text = capsys.readouterr().out
     for option in ("--model", "--data", "--trainer.callbacks", "--ckpt_path", "--seed_everything"):
         assert option in help_text, option
+
+
+def test_main_help_lists_simulate(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "simulate" in capsys.readouterr().out
+
+
+def test_estimator_named_on_the_command_line_starts_from_its_own_defaults():
+    args = ["--model.latent.estimator", "ReinMax", "--model.latent.estimator.tau", "1.3"]
+    assert estimators_start_from_defaults(args) == [
+        "--model.latent.estimator",
+        "ReinMax",
+        "--model.latent.estimator.tau=1.0",
+        "--model.latent.estimator.num_samples=1",
+        "--model.latent.estimator.tau",
+        "1.3",
+    ]
+    assert estimators_start_from_defaults(["--x.estimator=catlight.latent.Reinforce"]) == [
+        "--x.estimator=catlight.latent.Reinforce",
+        "--x.estimator.num_samples=1",
+        "--x.estimator.baseline=none",
+        "--x.estimator.decay=0.99",
+        "--x.estimator.nonfinite_cost=raise",
+    ]
+    untouched = [
+        "--model.latent.estimator",
+        '{"class_path": "Exact"}',
+        "--model.latent.num_categories=3",
+    ]
+    assert estimators_start_from_defaults(untouched) == untouched
+    assert estimators_start_from_defaults(["--model.latent.estimator", "NoSuch"]) == [
+        "--model.latent.estimator",
+        "NoSuch",
+    ]
+
+
+def test_main_imports_a_model_from_the_working_directory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mymodel_in_cwd.py").write_text(
+        "from catlight.models import CategoricalVAE\n\n\nclass MyModel(CategoricalVAE):\n    pass\n"
+    )
+    (tmp_path / "my.yaml").write_text("model:\n  class_path: mymodel_in_cwd.MyModel\n")
+    monkeypatch.chdir(tmp_path)
+    # as under the console script: neither the working directory nor '' on sys.path
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.setattr(sys, "argv", ["catlight"])
+    with pytest.raises(SystemExit) as raised:
+        main(["fit", "--config", "my.yaml", "--print_config"])
+    assert raised.value.code == 0
+    assert "class_path: mymodel_in_cwd.MyModel" in capsys.readouterr().out

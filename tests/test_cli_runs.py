@@ -230,8 +230,8 @@ def test_cli_unknown_class_path_exits_naming_it(override, bad_name, monkeypatch,
     assert bad_name in capsys.readouterr().err
 
 
-def test_cli_reinmax_tau_below_one_is_rejected(run_cli, binarized_mnist_dir):
-    with pytest.raises(ValueError, match=r"ReinMax: tau must be >= 1(\.0)?, got 0\.5"):
+def test_cli_reinmax_tau_below_one_is_rejected_in_two_lines(run_cli, binarized_mnist_dir, capsys):
+    with pytest.raises(SystemExit) as raised:
         run_cli(
             "fit",
             "--config",
@@ -245,6 +245,11 @@ def test_cli_reinmax_tau_below_one_is_rejected(run_cli, binarized_mnist_dir):
             "--trainer.fast_dev_run",
             "1",
         )
+    assert raised.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: model.latent.estimator.tau = 0.5: ReinMax: tau must be >= 1.0, got 0.5",
+        "(CATLIGHT_DEBUG=1 or --debug shows the full error)",
+    ]
 
 
 def test_cli_missing_data_offline_names_the_missing_file(run_cli, tmp_path):
