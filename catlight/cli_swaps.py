@@ -71,7 +71,8 @@ def _class_defaults(name: str) -> dict[str, object] | None:
     return {
         parameter.name: parameter.default
         for parameter in parameters
-        if parameter.default is not inspect.Parameter.empty
+        # None cannot be given to a nested key on the command line (jsonargparse 4.x)
+        if parameter.default not in (inspect.Parameter.empty, None)
     }
 
 

@@ -313,13 +313,13 @@ def test_fixed_temperature_estimators_take_no_schedule(cls):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"tau_min": 0.0}, "tau_min must be a finite number > 0"),
-        ({"tau_min": 2.0}, r"tau_min must be <= tau = 1.0, got 2.0"),
+        ({"tau_min": -0.5}, r"tau_min must be a number in \[0, tau = 1.0\], got -0.5"),
+        ({"tau_min": 2.0}, r"tau_min must be a number in \[0, tau = 1.0\], got 2.0"),
         ({"tau_min": 0.5, "anneal_rate": -1e-4}, "anneal_rate must be a finite number >= 0"),
-        ({"anneal_rate": 1e-4}, "anneal_rate = 0.0001 > 0 needs a floor tau_min"),
+        ({"anneal_rate": 1e-4}, "anneal_rate = 0.0001 > 0 needs a floor tau_min > 0"),
         ({"anneal_interval": 0}, "anneal_interval must be an int >= 1"),
     ],
-    ids=["tau_min_zero", "tau_min_above_tau", "rate", "no_floor", "interval"],
+    ids=["tau_min_negative", "tau_min_above_tau", "rate", "no_floor", "interval"],
 )
 @pytest.mark.parametrize("cls", ANNEALED)
 def test_gumbel_softmax_rejects_an_invalid_schedule(cls, kwargs, message):

@@ -35,6 +35,10 @@ def _mean_over_samples(cost: Tensor) -> Tensor:
     return cost.mean(0)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class RelaxedEstimator(MultiSampleEstimator):
     """Base of the pathwise estimators: a temperature and a number of samples."""
 
@@ -88,14 +92,14 @@ class GumbelSoftmax(RelaxedEstimator):
         tau: (initial) temperature, > 0 (``0.1`` is safe: noise and softmax are float32).
         hard: forward one-hot samples with the relaxed gradient.
         num_samples: samples S drawn per example.
-        tau_min: the floor of the annealed temperature, in (0, tau]; required when
-            ``anneal_rate > 0``.
+        tau_min: the floor of the annealed temperature, in [0, tau]; it must be > 0
+            when ``anneal_rate > 0`` (0, the default, is only for no annealing).
         anneal_rate: exponential decay rate of the temperature per step, >= 0.
         anneal_interval: steps between temperature updates, >= 1.
 
     Raises:
         ValueError: if ``tau <= 0``, ``num_samples < 1``, ``tau_min`` is not in
-            (0, tau], ``anneal_rate < 0`` (or > 0 without ``tau_min``) or
+            [0, tau], ``anneal_rate < 0`` (or > 0 with ``tau_min = 0``) or
             ``anneal_interval < 1``.
 
     Shapes:
@@ -108,26 +112,26 @@ class GumbelSoftmax(RelaxedEstimator):
         tau: float = 1.0,
         hard: bool = False,
         num_samples: int = 1,
-        tau_min: float | None = None,
+        tau_min: float = 0.0,
         anneal_rate: float = 0.0,
         anneal_interval: int = 1,
     ) -> None:
         super().__init__(tau, num_samples)
         name = type(self).__name__
-        if tau_min is not None:
-            check_positive(name, "tau_min", tau_min)
-            if tau_min > tau:
-                raise ValueError(f"{name}: tau_min must be <= tau = {tau}, got {tau_min}")
-        if not (isinstance(anneal_rate, (int, float)) and 0 <= anneal_rate < math.inf):
+        if not (_is_number(tau_min) and 0 <= tau_min <= tau):
+            raise ValueError(
+                f"{name}: tau_min must be a number in [0, tau = {tau}], got {tau_min!r}"
+            )
+        if not (_is_number(anneal_rate) and 0 <= anneal_rate < math.inf):
             raise ValueError(
                 f"{name}: anneal_rate must be a finite number >= 0, got {anneal_rate!r}"
             )
-        if anneal_rate > 0 and tau_min is None:
-            raise ValueError(f"{name}: anneal_rate = {anneal_rate} > 0 needs a floor tau_min")
+        if anneal_rate > 0 and tau_min == 0:
+            raise ValueError(f"{name}: anneal_rate = {anneal_rate} > 0 needs a floor tau_min > 0")
         check_int_at_least(name, "anneal_interval", anneal_interval, 1)
         self.hard = hard
         self.initial_tau = float(tau)
-        self.tau_min = tau_min
+        self.tau_min = float(tau_min)
         self.anneal_rate = anneal_rate
         self.anneal_interval = anneal_interval
         self.register_buffer("num_steps", torch.zeros((), dtype=torch.long))
@@ -183,7 +187,7 @@ class StraightThroughGumbelSoftmax(GumbelSoftmax):
         self,
         tau: float = 1.0,
         num_samples: int = 1,
-        tau_min: float | None = None,
+        tau_min: float = 0.0,
         anneal_rate: float = 0.0,
         anneal_interval: int = 1,
     ) -> None:
