@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from catlight.latent import Estimator
 
-__all__ = ["EstimatorStep", "EstimatorSteps", "ImageSamples", "RandomState"]
+__all__ = ["EstimatorStep", "ImageSamples", "RandomState"]
 
 
 class EstimatorStep(Callback):
@@ -26,9 +26,9 @@ class EstimatorStep(Callback):
     :meth:`~catlight.latent.Estimator.step` of every estimator in the model once:
     the Gumbel-Softmax temperature schedules and the REINFORCE baselines advance
     there. An annealed temperature is logged as ``tau`` (``tau/<module name>`` when
-    the model has several). Every catlight model adds this callback itself (from
-    ``configure_callbacks``) and the ``catlight`` CLI adds it for any other model;
-    add it to a plain ``Trainer`` for your own model.
+    the model has several). Every catlight model adds this callback itself (see
+    :class:`~catlight.models.LatentModelMixin`) and the ``catlight`` CLI adds it for
+    any other model.
     """
 
     def __init__(self) -> None:
@@ -63,18 +63,6 @@ class EstimatorStep(Callback):
         }
         for name, tau in annealed.items():
             pl_module.log("tau" if len(annealed) == 1 else f"tau/{name}", tau)
-
-
-class EstimatorSteps:
-    """Mixin for a LightningModule: adds :class:`EstimatorStep` to its callbacks.
-
-    Put it before ``LightningModule`` in the bases; then a plain ``Trainer`` steps
-    the model's estimators too, not only the ``catlight`` CLI.
-    """
-
-    def configure_callbacks(self) -> list[Callback]:
-        """The model's own callbacks: :class:`EstimatorStep`."""
-        return [EstimatorStep()]
 
 
 class ImageSamples(Callback):

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from catlight.callbacks import EstimatorStep, EstimatorSteps, ImageSamples, RandomState
+from catlight.callbacks import EstimatorStep, ImageSamples, RandomState
 from catlight.data import BinarizedMNISTDataModule, TensorLoader
 from catlight.latent import (
     DiscreteLatent,
@@ -27,7 +27,7 @@ from catlight.latent import (
     Softmax,
     StraightThroughGumbelSoftmax,
 )
-from catlight.models import CategoricalVAE
+from catlight.models import CategoricalVAE, LatentModelMixin
 
 # -- EstimatorStep: the temperature schedule and the baseline, once per optimizer step ----
 
@@ -37,7 +37,7 @@ def schedule(step: int, tau: float, tau_min: float, anneal_rate: float, anneal_i
     return max(tau_min, tau * math.exp(-anneal_rate * updated_at))
 
 
-class TinyLatentModel(EstimatorSteps, LightningModule):
+class TinyLatentModel(LatentModelMixin, LightningModule):
     """x -> scores -> DiscreteLatent -> z -> reconstruction of x; records tau per step."""
 
     def __init__(self, estimator: nn.Module) -> None:
