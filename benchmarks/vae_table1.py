@@ -6,7 +6,7 @@ configs/sbn, exactly as ``catlight fit --config ...`` would, then tests them, an
 prints a markdown table beside the paper's numbers (negative ELBO for the VAE, the
 1000-sample NLL estimate for the SBN; lower is better).
 
-    python benchmarks/vae_table1.py --data-dir ../shared/data --preset quick
+    python benchmarks/vae_table1.py --data-dir data/binarized_mnist --preset quick
     python benchmarks/vae_table1.py --data-dir DIR --preset full --accelerator gpu
 
 The quick preset trains each model for a few epochs on this 2-core CPU, so its

@@ -7,8 +7,10 @@ import os
 import sys
 import warnings
 from argparse import ArgumentError
+from pathlib import Path
 from typing import Any
 
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 # imported so that YAML and the command line can name their classes by short name
@@ -54,17 +56,32 @@ class CatlightCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
-        # appended to the config's callbacks: per-rank noise and resumable RNG state, and
-        # estimator steps for a model that does not add them itself
-        kwargs.setdefault(
-            "trainer_defaults",
-            {"callbacks": [catlight.callbacks.RandomState(), catlight.callbacks.EstimatorStep()]},
-        )
+        # appended to the config's callbacks: per-rank noise and resumable RNG state
+        kwargs.setdefault("trainer_defaults", {"callbacks": [catlight.callbacks.RandomState()]})
         if args is None:
             args = sys.argv[1:]
         if isinstance(args, list):
             args = estimators_start_from_defaults(args)
         super().__init__(args=args, run=run, **kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse ``args``, keeping the ``--model.*`` overrides among them for later."""
+        self._model_overrides = _model_overrides(args) if isinstance(args, list) else []
+        super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Take the model's hyperparameters from ``--ckpt_path``, then the command line's.
+
+        Lightning replaces the model settings with the checkpoint's; a ``--model.*``
+        override given on the command line (say ``--model.eval_num_samples 100`` for
+        ``catlight test``) is applied again on top of them.
+        """
+        super()._parse_ckpt_path()
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("ckpt_path") and self._model_overrides:
+            self.config = self.parser.parse_args(
+                [subcommand, *self._model_overrides], namespace=self.config
+            )
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """Parsers that raise their errors, for :func:`main` to print them briefly."""
@@ -78,6 +95,21 @@ class CatlightCLI(LightningCLI):
         if add_subcommands:
             main_kwargs.setdefault("epilog", SUBCOMMANDS_EPILOG)
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer; it steps the estimators of a model without LatentModelMixin too."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if not isinstance(self.model, catlight.models.LatentModelMixin):
+            trainer.callbacks.append(catlight.callbacks.EstimatorStep())
+        return trainer
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a run that fails before its first training step leaves no log folder."""
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            _remove_unused_log_dir(self.trainer)
+            raise
 
     def instantiate_classes(self) -> None:
         """Build the classes; a rejected setting raises a ConfigError naming its key."""
@@ -144,6 +176,35 @@ def main(args: ArgsType = None) -> None:
             if debug:
                 raise
             _exit_with(f"error: {error}")
+
+
+# what a run writes into its log folder before the first training step
+_EARLY_LOG_FILES = ("events.out.tfevents.*", "hparams.yaml", "config.yaml")
+
+
+def _remove_unused_log_dir(trainer: Trainer) -> None:
+    """Remove the log folder of a run that failed before training, if it holds nothing else."""
+    if trainer.global_step > 0 or not trainer.is_global_zero or trainer.log_dir is None:
+        return
+    log_dir = Path(trainer.log_dir)
+    if not log_dir.is_dir():
+        return
+    early = {path for pattern in _EARLY_LOG_FILES for path in log_dir.glob(pattern)}
+    if set(log_dir.iterdir()) - early:
+        return
+    for path in early:
+        path.unlink()
+    log_dir.rmdir()
+
+
+def _model_overrides(args: list[str]) -> list[str]:
+    """The ``--model.<key> value`` and ``--model.<key>=value`` items of ``args``."""
+    overrides = []
+    for index, arg in enumerate(args):
+        if arg.startswith("--model."):
+            has_value = "=" in arg or index + 1 == len(args) or args[index + 1].startswith("--")
+            overrides += [arg] if has_value else [arg, args[index + 1]]
+    return overrides
 
 
 def _exit_with(message: str) -> None:

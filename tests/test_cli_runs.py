@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -167,6 +168,22 @@ def test_cli_test_takes_model_hyperparameters_from_the_checkpoint(fitted, binari
     assert math.isfinite(cli.trainer.callback_metrics["test/nll"].item())
 
 
+def test_cli_test_model_override_beats_the_checkpoint_hyperparameters(fitted, binarized_mnist_dir):
+    runner, _, checkpoint = fitted
+    cli = run_test(
+        runner,
+        binarized_mnist_dir,
+        checkpoint,
+        "--model",
+        "CategoricalVAE",
+        "--model.eval_num_samples",
+        "3",
+    )
+    assert cli.model.eval_num_samples == 3  # the checkpoint says 8
+    assert cli.model.num_latents == 3  # the rest is the checkpoint's
+    assert math.isfinite(cli.trainer.callback_metrics["test/nll"].item())
+
+
 def test_cli_checkpoint_loads_with_load_from_checkpoint(fitted):
     _, cli, checkpoint = fitted
     model = CategoricalVAE.load_from_checkpoint(checkpoint, map_location="cpu")
@@ -267,3 +284,17 @@ def test_cli_missing_data_offline_names_the_missing_file(run_cli, tmp_path):
             "1",
         )
     assert list(empty.iterdir()) == []
+
+
+def test_cli_run_failing_before_training_leaves_no_log_folder(run_cli, binarized_mnist_dir):
+    crash = {"class_path": "tests.test_resume.CrashAtStep", "init_args": {"step": 0}}
+    with pytest.raises(RuntimeError, match="simulated crash at step 0"):
+        run_cli(
+            "fit",
+            *MODEL_ARGS,
+            *data_args(binarized_mnist_dir),
+            f"--trainer.callbacks={json.dumps([crash])}",
+            "--trainer.max_steps",
+            "2",
+        )
+    assert not list((run_cli.root_dir / "lightning_logs").glob("version_*"))
