@@ -14,6 +14,15 @@ from catlight.cli_errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 GS_CONFIG = REPO / "configs" / "vae" / "categorical" / "gs_softmax.yaml"
 HINT = "(CATLIGHT_DEBUG=1 or --debug shows the full error)"
+# the example: ReinMax with the temperature of a Gumbel-Softmax schedule's floor
+REINMAX_TAU_HALF = [
+    "--model.latent.estimator",
+    "ReinMax",
+    "--model.latent.estimator.tau",
+    "0.5",
+    "--trainer.fast_dev_run",
+    "1",
+]
 
 
 def error_lines(capsys, *args: str) -> list[str]:
@@ -41,17 +50,7 @@ def test_misspelled_estimator_class_names_the_closest_and_the_allowed_ones(capsy
 
 
 def test_reinmax_tau_below_one_names_the_key_and_value(capsys):
-    lines = error_lines(
-        capsys,
-        "--model.latent.parameterization",
-        "Catnat",
-        "--model.latent.estimator",
-        "ReinMax",
-        "--model.latent.estimator.tau",
-        "0.5",
-        "--trainer.fast_dev_run",
-        "1",
-    )
+    lines = error_lines(capsys, "--model.latent.parameterization", "Catnat", *REINMAX_TAU_HALF)
     assert lines == [
         "error: model.latent.estimator.tau = 0.5: ReinMax: tau must be >= 1.0, got 0.5",
         HINT,
@@ -86,18 +85,6 @@ def test_debug_flag_and_variable_raise_the_full_error(monkeypatch):
         main(["fit", "--config", str(GS_CONFIG), "--model.latent.estimator", "Nope", "--debug"])
     monkeypatch.setenv("CATLIGHT_DEBUG", "1")
     with pytest.raises(ConfigError, match=r"ReinMax: tau must be >= 1\.0") as raised:
-        main(
-            [
-                "fit",
-                "--config",
-                str(GS_CONFIG),
-                "--model.latent.estimator",
-                "ReinMax",
-                "--model.latent.estimator.tau",
-                "0.5",
-                "--trainer.fast_dev_run",
-                "1",
-            ]
-        )
+        main(["fit", "--config", str(GS_CONFIG), *REINMAX_TAU_HALF])
     assert isinstance(raised.value.__cause__, ValueError)
     assert raised.value.key == "model.latent.estimator.tau"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import sys
@@ -298,3 +299,19 @@ def test_cli_run_failing_before_training_leaves_no_log_folder(run_cli, binarized
             "2",
         )
     assert not list((run_cli.root_dir / "lightning_logs").glob("version_*"))
+
+
+def test_cli_run_logs_no_lightning_tips(run_cli, binarized_mnist_dir, caplog):
+    with caplog.at_level(logging.INFO):
+        run_cli(
+            "fit",
+            *MODEL_ARGS,
+            *data_args(binarized_mnist_dir),
+            "--trainer.max_steps",
+            "1",
+            "--trainer.limit_val_batches",
+            "1",
+        )
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("max_steps=1" in message for message in messages)  # Lightning's info is there
+    assert not [message for message in messages if "Tip:" in message]
