@@ -23,7 +23,8 @@ class EstimatorStep(Callback):
 
     After a training batch that ended with an optimizer step (the global step moved:
     with ``accumulate_grad_batches`` only every n-th batch does), calls
-    :meth:`~catlight.latent.Estimator.step` of every estimator in the model once:
+    :meth:`~catlight.latent.Estimator.step` of every estimator in the model once (once
+    per batch also under manual optimisation with several optimizer steps a batch):
     the Gumbel-Softmax temperature schedules and the REINFORCE baselines advance
     there. An annealed temperature is logged as ``tau`` (``tau/<module name>`` when
     the model has several). Every catlight model adds this callback itself (see

@@ -1,10 +1,15 @@
+import math
 import subprocess
 import sys
 
 import pytest
+import torch
+from lightning.pytorch import LightningModule
 
 from catlight.cli import main
 from catlight.cli_swaps import estimators_start_from_defaults
+from catlight.data import TensorLoader
+from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 
 
 def test_main_help_lists_subcommands(capsys):
@@ -82,3 +87,40 @@ def test_main_imports_a_model_from_the_working_directory(tmp_path, monkeypatch, 
         main(["fit", "--config", "my.yaml", "--print_config"])
     assert raised.value.code == 0
     assert "class_path: mymodel_in_cwd.MyModel" in capsys.readouterr().out
+
+
+class PlainLatentModel(LightningModule):
+    """A model without LatentModelMixin: the CLI must step its estimator all the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        estimator = GumbelSoftmax(1.0, tau_min=0.5, anneal_rate=0.1, anneal_interval=1)
+        self.latent = DiscreteLatent(3, Softmax(), estimator)
+        self.encoder = torch.nn.Linear(4, 2 * 3)
+
+    def training_step(self, batch, batch_idx):
+        out = self.latent(self.encoder(batch[0]).view(-1, 2, 3))
+        return out.objective((out.z[..., 0] - 1.0).pow(2).sum(-1)).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return TensorLoader((torch.randn(8, 4),), batch_size=2)
+
+
+def test_cli_steps_the_estimators_of_a_model_without_the_mixin(run_cli):
+    cli = run_cli(
+        "fit",
+        "--model",
+        "tests.test_cli.PlainLatentModel",
+        "--trainer.max_steps",
+        "3",
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_checkpointing",
+        "false",
+    )
+    estimator = cli.model.latent.estimator
+    assert estimator.num_steps.item() == 3
+    assert estimator.tau.item() == pytest.approx(math.exp(-0.3))
