@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import warnings
 from argparse import ArgumentError
@@ -183,11 +184,15 @@ _EARLY_LOG_FILES = ("events.out.tfevents.*", "hparams.yaml", "config.yaml")
 
 
 def _remove_unused_log_dir(trainer: Trainer) -> None:
-    """Remove the log folder of a run that failed before training, if it holds nothing else."""
-    if trainer.global_step > 0 or not trainer.is_global_zero or trainer.log_dir is None:
+    """Remove the log folder of a run that failed before training, if it holds nothing else.
+
+    Only a logger's own ``version_N`` folder: without a logger, ``trainer.log_dir`` is
+    the root directory, which is never touched.
+    """
+    if trainer.global_step > 0 or not trainer.is_global_zero or trainer.logger is None:
         return
-    log_dir = Path(trainer.log_dir)
-    if not log_dir.is_dir():
+    log_dir = Path(trainer.log_dir or "")
+    if not (re.fullmatch(r"version_\d+", log_dir.name) and log_dir.is_dir()):
         return
     early = {path for pattern in _EARLY_LOG_FILES for path in log_dir.glob(pattern)}
     if set(log_dir.iterdir()) - early:
