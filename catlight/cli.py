@@ -27,8 +27,8 @@ __all__ = ["CatlightCLI", "main"]
 
 DEBUG_VARIABLE = "CATLIGHT_DEBUG"
 SUBCOMMANDS_EPILOG = (
-    "other subcommand: simulate   write a simulated particles data set for NRI "
-    "(catlight simulate --help)"
+    "One more subcommand: simulate, which writes a simulated particles data set for NRI "
+    "(catlight simulate --help)."
 )
 
 
