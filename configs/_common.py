@@ -7,6 +7,10 @@ from typing import Any
 
 CONFIGS = Path(__file__).resolve().parent
 PARAMETERIZATIONS = {"softmax": "Softmax", "catnat": "Catnat"}
+# the Gumbel-Softmax paper's schedule, tau = max(0.5, exp(-3e-5 step)) updated every
+# 500 steps: init args of GumbelSoftmax / StraightThroughGumbelSoftmax, so it goes
+# with the estimator when the command line swaps it
+ANNEALED_TAU = {"tau": 1.0, "tau_min": 0.5, "anneal_rate": 3e-5, "anneal_interval": 500}
 
 
 def latent(

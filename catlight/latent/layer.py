@@ -28,6 +28,11 @@ class DiscreteLatent(nn.Module):
     ``E_q[cost]``. Both are chosen in configuration, never in model code. All
     sampling runs in float32, also under autocast.
 
+    Estimator state (an annealed temperature, a moving-average baseline) advances
+    only in :meth:`step`: call ``layer.step()`` once after every ``optimizer.step()``.
+    catlight's LightningModules (and any model trained through the ``catlight`` CLI)
+    do that through the :class:`~catlight.callbacks.EstimatorStep` callback.
+
     Args:
         num_categories: K >= 2.
         parameterization: e.g. :class:`~catlight.latent.Softmax` or
@@ -76,6 +81,9 @@ class DiscreteLatent(nn.Module):
         torch.Size([4, 32, 20, 10])
         >>> cost = (out.z * torch.arange(10.0)).sum((-2, -1))  # [S, B]
         >>> out.objective(cost).mean().backward()
+        >>> optimizer = torch.optim.SGD([scores], lr=0.1)
+        >>> optimizer.step()
+        >>> layer.step()  # once per optimisation step: advances the estimator's state
     """
 
     def __init__(
@@ -160,6 +168,11 @@ class DiscreteLatent(nn.Module):
         log_probs = self.log_probs(scores, mask)
         with _float32(scores):
             return self.estimator(log_probs)
+
+    def step(self) -> None:
+        """Advance the estimator's state by one optimisation step (see the class doc)."""
+        if self.estimator is not None:
+            self.estimator.step()
 
     def distribution(self, scores: Tensor, mask: Tensor | None = None) -> Categorical:
         """``Categorical(logits=log_probs)`` with batch shape ``(*batch, N)``."""
