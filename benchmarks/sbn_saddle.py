@@ -66,6 +66,8 @@ def train(estimator: str, parameterization: str, optimizer: str, args: argparse.
         opt.zero_grad()
         loss.backward()
         opt.step()
+        for latent in model.latents:  # the estimators' state (REINFORCE's baseline)
+            latent.step()
         if step % 500 == 0:
             curve.append(model.sample_nll(valid, args.val_samples).mean().item())
     return curve
