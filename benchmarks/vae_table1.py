@@ -220,7 +220,7 @@ def main() -> None:
                             continue
                         name = f"{estimator}_{parameterization}"
                         config = ROOT / "configs" / task / latent / f"{name}.yaml"
-                        run_dir = args.run_dir / f"{task}_{latent}_{name}_seed{seed}"
+                        run_dir = args.run_dir / args.preset / f"{task}_{latent}_{name}_seed{seed}"
                         metrics = run_one(config, task, seed, run_dir, args, preset)
                         row = {
                             "task": task,
