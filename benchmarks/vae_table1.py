@@ -149,7 +149,11 @@ def run_one(
         resume = "last"
         print(f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'}", file=sys.stderr)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=resume)
-    metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
+    # the epoch with the best validation metric (the configs' ModelCheckpoint)
+    best = "best" if cli.trainer.checkpoint_callback.monitor else None
+    metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[
+        0
+    ]
     metrics["seconds"] = time.perf_counter() - start
     metrics["epochs"] = cli.trainer.current_epoch
     return metrics
