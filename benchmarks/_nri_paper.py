@@ -39,6 +39,7 @@ COLUMNS = [
     "preset",
     "epochs",
     "width",
+    "skip_first",
     "num_train",
     "test_edge_acc",
     "test_edge_acc_best",
@@ -55,7 +56,7 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
 
     With ``--limit-train-batches`` it is a timing run: its own folder, no CSV row.
     """
-    name = f"{task}_seed{seed}"
+    name = f"{task}_seed{seed}" + ("_skip_first" if args.skip_first else "")
     if args.limit_train_batches is not None:
         name += f"_timing{args.limit_train_batches}"
     run_dir = args.run_dir / name
@@ -80,6 +81,8 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
     ]
     if args.limit_train_batches is not None:
         overrides += ["--trainer.limit_train_batches", str(args.limit_train_batches)]
+    if args.skip_first:
+        overrides += ["--model.init_args.skip_first", "true"]
     with contextlib.redirect_stdout(sys.stderr):
         cli = CatlightCLI(args=overrides, run=False)
         cli.datamodule.prepare_data()  # simulates the data set once; not timed
@@ -95,6 +98,7 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
         "preset": "paper",
         "epochs": cli.trainer.current_epoch,
         "width": cli.model.hparams.encoder_hidden_size,
+        "skip_first": cli.model.hparams.skip_first,
         "num_train": cli.datamodule.sizes["train"],
         "test_edge_acc": f"{100 * metrics['test/edge_acc']:.2f}",
         "test_edge_acc_best": f"{100 * metrics['test/edge_acc_best']:.2f}",
@@ -107,28 +111,36 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
 
 def paper_table(args: argparse.Namespace) -> None:
     """Run the missing rows of the grid, one CSV row each, then print every row so far."""
-    done = {(r["task"], r["seed"]) for r in read_rows("nri") if r["preset"] == "paper"}
+    done = {
+        (r["task"], r["seed"], r["skip_first"] == "True")
+        for r in read_rows("nri")
+        if r["preset"] == "paper"
+    }
     for task in args.tasks:
         for seed in args.seeds:
-            if (task, str(seed)) in done:
+            if (task, str(seed), args.skip_first) in done:
                 print(f"skipped (in the CSV already): {task} seed {seed}", file=sys.stderr)
                 continue
             row, fit_seconds = paper_run(task, seed, args)
             if args.limit_train_batches is not None:
                 batches = args.limit_train_batches * row["epochs"]
+                test_seconds = 60 * float(row["minutes"]) - fit_seconds
                 print(
                     f"timing run, {task}: {fit_seconds:.0f} s for {batches} training batches "
-                    f"and {row['epochs']} validations ({fit_seconds / row['epochs']:.0f} s an "
-                    "epoch of these); no CSV row"
+                    f"and {row['epochs']} validations of {VALID_FRACTION:.0%}, then "
+                    f"{test_seconds:.0f} s of test; no CSV row"
                 )
                 continue
             path = append_row("nri", row, COLUMNS)
             print(f"done {task} seed {seed}: {row} -> {path}", file=sys.stderr)
-    print("| data set | seed | epochs | width | edge acc. (%) | best relabelling (%) | paper (%) |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| data set | seed | epochs | width | skip_first | edge acc. (%) "
+        "| best relabelling (%) | paper (%) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in read_rows("nri"):
         if r["preset"] == "paper":
             print(
-                f"| {r['task']} | {r['seed']} | {r['epochs']} | {r['width']} "
+                f"| {r['task']} | {r['seed']} | {r['epochs']} | {r['width']} | {r['skip_first']} "
                 f"| {r['test_edge_acc']} | {r['test_edge_acc_best']} | {r['paper']} |"
             )

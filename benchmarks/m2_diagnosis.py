@@ -88,6 +88,8 @@ def run_variant(name: str, args: argparse.Namespace) -> list[str]:
             unlabeled_loss = model.unlabeled_loss(unlabeled).mean()
             labeled_loss = model.labeled_neg_elbo(labeled, targets).mean()
             loss = unlabeled_loss + labeled_weight * labeled_loss + alpha * cross_entropy
+        evaluate = (step + 1) % args.eval_every == 0 or step + 1 == args.steps
+        if evaluate and not supervised:  # the gradients of the last step before evaluating
             grads = [
                 torch.autograd.grad(term, output_layer, retain_graph=True)[0].norm().item()
                 for term in (unlabeled_loss, alpha * cross_entropy)
@@ -96,7 +98,7 @@ def run_variant(name: str, args: argparse.Namespace) -> list[str]:
         loss.backward()
         optimizer.step()
         step += 1
-        if step % args.eval_every == 0 or step == args.steps:
+        if evaluate:
             cells = [name, str(step), *_evaluate(model, images, labels, supervised)]
             cells += ["—", "—"] if supervised else [f"{g:.2g}" for g in grads]
             cells.append(f"{time.perf_counter() - start:.0f}")

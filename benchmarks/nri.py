@@ -160,6 +160,11 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=None, help="paper preset: override")
     parser.add_argument(
+        "--skip-first",
+        action="store_true",
+        help="paper preset: edge type 0 sends no message (off in the paper's configs)",
+    )
+    parser.add_argument(
         "--limit-train-batches",
         type=int,
         default=None,
