@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from _results import append_row, read_rows
-from _resumable import logger_overrides, resumable_fit
+from _resumable import resumable_fit, run_folder, trainer_overrides
 
 from catlight.cli import CatlightCLI
 
@@ -57,9 +57,7 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
     With ``--limit-train-batches`` it is a timing run: its own folder, no CSV row.
     """
     name = f"{task}_seed{seed}" + ("_skip_first" if args.skip_first else "")
-    if args.limit_train_batches is not None:
-        name += f"_timing{args.limit_train_batches}"
-    run_dir = args.run_dir / name
+    run_dir = run_folder(args.run_dir, name, args.limit_train_batches)
     overrides = [
         "--config",
         str(ROOT / "configs" / "nri" / f"{task}.yaml"),
@@ -67,20 +65,14 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
         str(seed),
         "--data.init_args.data_dir",
         str(args.data_dir),
-        "--trainer.max_epochs",
-        str(args.epochs or PAPER_EPOCHS),
-        "--trainer.accelerator",
-        args.accelerator,
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-        "--trainer.limit_val_batches",
-        str(VALID_FRACTION),
-        *logger_overrides(run_dir),
+        *trainer_overrides(
+            run_dir,
+            args.epochs or PAPER_EPOCHS,
+            args.accelerator,
+            VALID_FRACTION,
+            args.limit_train_batches,
+        ),
     ]
-    if args.limit_train_batches is not None:
-        overrides += ["--trainer.limit_train_batches", str(args.limit_train_batches)]
     if args.skip_first:
         overrides += ["--model.init_args.skip_first", "true"]
     with contextlib.redirect_stdout(sys.stderr):

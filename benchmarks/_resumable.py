@@ -16,6 +16,43 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from catlight.cli import CatlightCLI
 
 
+def run_folder(root: Path, name: str, limit_train_batches: int | None) -> Path:
+    """``root / name``; a timing run (``limit_train_batches`` set) gets a folder of its own."""
+    if limit_train_batches is None:
+        return root / name
+    return root / f"{name}_timing{limit_train_batches}"
+
+
+def trainer_overrides(
+    run_dir: Path,
+    max_epochs: int,
+    accelerator: str,
+    valid_fraction: float,
+    limit_train_batches: int | None = None,
+) -> list[str]:
+    """A paper run's trainer on the command line: epochs, device, quiet, logged to run_dir.
+
+    Validation reads ``valid_fraction`` of its set every epoch; a timing run trains
+    ``limit_train_batches`` batches an epoch.
+    """
+    overrides = [
+        "--trainer.max_epochs",
+        str(max_epochs),
+        "--trainer.accelerator",
+        accelerator,
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.limit_val_batches",
+        str(valid_fraction),
+        *logger_overrides(run_dir),
+    ]
+    if limit_train_batches is not None:
+        overrides += ["--trainer.limit_train_batches", str(limit_train_batches)]
+    return overrides
+
+
 def logger_overrides(run_dir: Path) -> list[str]:
     """Command-line overrides that log a config's run to TensorBoard in ``run_dir`` itself."""
     return [

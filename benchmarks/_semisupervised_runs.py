@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from _results import append_row, read_rows
-from _resumable import logger_overrides, resumable_fit
+from _resumable import resumable_fit, run_folder, trainer_overrides
 
 from catlight.cli import CatlightCLI
 
@@ -33,7 +33,8 @@ PAPER_SEEDS = {
     "loo": (0,),
     SUPERVISED: (0, 1, 2),
 }
-PAPER_EPOCHS = 50  # over all 50,000 training images (500 steps each)
+PAPER_EPOCHS = 50  # over all 50,000 training images (499 steps each)
+VALID_FRACTION = 0.2  # of the 10,000 validation images, every epoch
 COLUMNS = [
     "task",
     "estimator",
@@ -101,26 +102,17 @@ def paper_run(
     """
     name = f"{estimator}_{parameterization}"
     config = ROOT / "configs" / "semisupervised" / data_set / f"{name}.yaml"
-    run_dir = args.run_dir / f"{data_set}_{name}_seed{seed}"
-    if args.limit_train_batches is not None:
-        run_dir = run_dir.with_name(f"{run_dir.name}_timing{args.limit_train_batches}")
-    epochs = args.epochs or PAPER_EPOCHS
+    run_dir = run_folder(args.run_dir, f"{data_set}_{name}_seed{seed}", args.limit_train_batches)
     overrides = [
         *seed_overrides(seed),
-        "--trainer.max_epochs",
-        str(epochs),
-        "--trainer.accelerator",
-        args.accelerator,
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-        "--trainer.limit_val_batches",
-        "0.2",
-        *logger_overrides(run_dir),
+        *trainer_overrides(
+            run_dir,
+            args.epochs or PAPER_EPOCHS,
+            args.accelerator,
+            VALID_FRACTION,
+            args.limit_train_batches,
+        ),
     ]
-    if args.limit_train_batches is not None:
-        overrides += ["--trainer.limit_train_batches", str(args.limit_train_batches)]
     cli = build(config, args, overrides)
     with contextlib.redirect_stdout(sys.stderr):
         start = time.perf_counter()
