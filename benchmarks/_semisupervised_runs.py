@@ -42,6 +42,7 @@ COLUMNS = [
     "seed",
     "preset",
     "num_labeled",
+    "binarization",
     "epochs",
     "steps",
     "test_accuracy",
@@ -59,9 +60,10 @@ def build(config: Path, args: argparse.Namespace, overrides: list[str]) -> Catli
     return CatlightCLI(args=["--config", str(config), *data_args, *overrides], run=False)
 
 
-def seed_overrides(seed: int) -> list[str]:
-    """Seed the run and the labeled draw alike: seed s trains on labeled set s."""
-    return ["--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
+def data_overrides(seed: int, binarization: str) -> list[str]:
+    """Seed the run and the labeled draw alike (seed s trains on labeled set s); binarize."""
+    seeds = ["--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
+    return [*seeds, "--data.init_args.binarization", binarization]
 
 
 def supervised_only_row(
@@ -102,9 +104,10 @@ def paper_run(
     """
     name = f"{estimator}_{parameterization}"
     config = ROOT / "configs" / "semisupervised" / data_set / f"{name}.yaml"
-    run_dir = run_folder(args.run_dir, f"{data_set}_{name}_seed{seed}", args.limit_train_batches)
+    folder = f"{data_set}_{args.binarization}_{name}_seed{seed}"
+    run_dir = run_folder(args.run_dir, folder, args.limit_train_batches)
     overrides = [
-        *seed_overrides(seed),
+        *data_overrides(seed, args.binarization),
         *trainer_overrides(
             run_dir,
             args.epochs or PAPER_EPOCHS,
@@ -133,14 +136,15 @@ def paper_run(
 def supervised_run(data_set: str, seed: int, args: argparse.Namespace) -> dict:
     """The supervised-only classifier of seed s, as many steps as the paper's M2 runs."""
     config = ROOT / "configs" / "semisupervised" / data_set / "exact_softmax.yaml"
-    cli = build(config, args, seed_overrides(seed))
+    overrides = data_overrides(seed, args.binarization)
+    cli = build(config, args, overrides)
     cli.datamodule.setup("fit")
     batches = len(cli.datamodule.train_dataloader())
     if args.limit_train_batches is not None:
         batches = min(batches, args.limit_train_batches)
     steps = (args.epochs or PAPER_EPOCHS) * batches
     start = time.perf_counter()
-    metrics = supervised_only_row(config, args, seed_overrides(seed), steps)
+    metrics = supervised_only_row(config, args, overrides, steps)
     return {
         "epochs": args.epochs or PAPER_EPOCHS,
         "steps": steps,
@@ -152,14 +156,14 @@ def supervised_run(data_set: str, seed: int, args: argparse.Namespace) -> dict:
 def paper_table(data_set: str, parameterizations: list[str], args: argparse.Namespace) -> None:
     """Run the paper grid's missing rows, one CSV row each, then print every row so far."""
     done = {
-        (r["task"], r["estimator"], r["parameterization"], r["seed"])
+        (r["task"], r["binarization"], r["estimator"], r["parameterization"], r["seed"])
         for r in read_rows("semisupervised")
         if r["preset"] == "paper"
     }
     for estimator in args.estimators:
         for parameterization in ["softmax"] if estimator == SUPERVISED else parameterizations:
             for seed in args.seeds or PAPER_SEEDS.get(estimator, (0,)):
-                key = (data_set, estimator, parameterization, str(seed))
+                key = (data_set, args.binarization, estimator, parameterization, str(seed))
                 if key in done:
                     print(f"skipped (in the CSV already): {key}", file=sys.stderr)
                     continue
@@ -174,6 +178,7 @@ def paper_table(data_set: str, parameterizations: list[str], args: argparse.Name
                     "seed": seed,
                     "preset": "paper",
                     "num_labeled": 100,
+                    "binarization": args.binarization,
                     "paper_mnist_accuracy": PAPER_ACCURACY.get(estimator, ""),
                     **result,
                 }
@@ -183,12 +188,15 @@ def paper_table(data_set: str, parameterizations: list[str], args: argparse.Name
                 path = append_row("semisupervised", row, COLUMNS)
                 print(f"done {key}: {row} -> {path}", file=sys.stderr)
     rows = [r for r in read_rows("semisupervised") if r["preset"] == "paper"]
-    print("| task | estimator | parameterization | seed | epochs | test accuracy % | minutes |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| task | binarization | estimator | parameterization | seed | epochs "
+        "| test accuracy % | minutes |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['task']} | {r['estimator']} | {r['parameterization']} | {r['seed']} "
-            f"| {r['epochs']} | {r['test_accuracy']} | {r['minutes']} |"
+            f"| {r['task']} | {r['binarization']} | {r['estimator']} | {r['parameterization']} "
+            f"| {r['seed']} | {r['epochs']} | {r['test_accuracy']} | {r['minutes']} |"
         )
 
 

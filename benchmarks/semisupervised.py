@@ -203,6 +203,12 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     parser.add_argument(
+        "--binarization",
+        choices=["dynamic", "none", "threshold", "fixed"],
+        default="dynamic",
+        help="paper preset: the images' binarization (the configs': dynamic; none: grey levels)",
+    )
+    parser.add_argument(
         "--limit-train-batches",
         type=int,
         default=None,
