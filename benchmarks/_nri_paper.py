@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["springs5", "charged5"]
 # Kipf et al. 2018, Table 1: test edge accuracy (%) of NRI (learned), 5 particles
 PAPER = {"springs5": 99.9, "charged5": 82.1}
-# One epoch of the paper's model over 50,000 simulations took ~1,560 s on one CPU thread
-# (benchmarks/nri.py --paper --limit-train-batches 20): 4 epochs fit in about 2 hours.
+# One epoch of the paper's model over 50,000 simulations takes ~1,560 s on one CPU thread
+# (3.8 s per batch of 128, 391 batches, then ~70 s of validation; timing runs with
+# --limit-train-batches 20 and 40 on a shared 2-core machine): 4 epochs and the test
+# (~2-4 min) fit in about 2 hours.
 PAPER_EPOCHS = 4
 VALID_FRACTION = 0.2  # of the 10,000 validation simulations, every epoch
 COLUMNS = [
