@@ -21,7 +21,7 @@ are missing is skipped with a note. The quick preset trains each model for a few
 epochs on 20,000 training images of Fashion-MNIST on a CPU; the full preset trains
 the configs as written (100 epochs on all 50,000, both data sets) and is meant for a GPU.
 
-The paper preset is the issue's grid at the papers' budget on Fashion-MNIST, 100
+The paper preset is a grid at the papers' budget on Fashion-MNIST, 100
 labels, all 50,000 training images, ``PAPER_EPOCHS`` epochs: Exact and GS with both
 parameterizations and three seeds, ST-GS and LOO with one seed, and the
 supervised-only classifier with three seeds (seed s draws labeled set s, so every
