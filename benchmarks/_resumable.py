@@ -1,17 +1,16 @@
 """Long benchmark runs that survive being killed: logged to TensorBoard, resumed from last.ckpt.
 
 A paper-budget run keeps everything in its own folder: ``<run_dir>/`` holds the
-TensorBoard event files (the learning curves the figures are drawn from) and
-``<run_dir>/checkpoints/last.ckpt``, written after every epoch. Started again with the
-same command, the run resumes from that checkpoint instead of starting over.
+TensorBoard event files (the learning curves the figures are drawn from) and, as
+``--trainer.default_root_dir``, the configs' ``LastCheckpoint`` writes
+``<run_dir>/checkpoints/last.ckpt`` after every epoch. Started again with the same
+command, the run resumes from that checkpoint instead of starting over.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from catlight.cli import CatlightCLI
 
@@ -46,6 +45,8 @@ def trainer_overrides(
         "false",
         "--trainer.limit_val_batches",
         str(valid_fraction),
+        "--trainer.default_root_dir",  # the configs' LastCheckpoint: <run_dir>/checkpoints
+        str(run_dir),
         *logger_overrides(run_dir),
     ]
     if limit_train_batches is not None:
@@ -68,11 +69,13 @@ def logger_overrides(run_dir: Path) -> list[str]:
 
 
 def resumable_fit(cli: CatlightCLI, run_dir: Path) -> None:
-    """Fit with a ``last.ckpt`` saved every epoch, resuming from it when it is there."""
-    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True)
-    cli.trainer.callbacks.append(checkpoints)
+    """Fit, resuming from ``<run_dir>/checkpoints/last.ckpt`` when it is there.
+
+    The config's ``LastCheckpoint`` writes that file; ``trainer_overrides`` points
+    ``default_root_dir`` at ``run_dir`` so that each run has its own.
+    """
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = str(last) if last.exists() else None
+    resume = "last" if last.exists() else None
     if resume:
-        print(f"resuming from {resume}", file=sys.stderr)
+        print(f"resuming from {last}", file=sys.stderr)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=resume)

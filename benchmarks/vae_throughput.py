@@ -6,7 +6,7 @@ loop is the minimum any training needs (slice, loss, backward, step); the framew
 rows run ``Trainer.fit`` with the catlight data module, timed from the first to the
 last training batch (start-up excluded), with validation off.
 
-    python benchmarks/vae_throughput.py --data-dir ../shared/data
+    python benchmarks/vae_throughput.py --data-dir data/binarized_mnist
 """
 
 from __future__ import annotations
