@@ -9,10 +9,21 @@ command, the run resumes from that checkpoint instead of starting over.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from catlight.cli import CatlightCLI
+
+
+def batch_count(text: str) -> int:
+    """``--limit-train-batches``: at least 2, since Lightning reads 1 as 100 % of an epoch."""
+    count = int(text)
+    if count < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be >= 2 (Lightning reads 1 as the whole epoch), got {count}"
+        )
+    return count
 
 
 def run_folder(root: Path, name: str, limit_train_batches: int | None) -> Path:

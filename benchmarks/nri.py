@@ -48,6 +48,7 @@ from _common import markdown
 from _nri_common import Preset as AccuracyPreset
 from _nri_common import make_data, make_parser, mse_cells, print_header, train_and_test
 from _nri_paper import ROOT, TASKS, paper_table
+from _resumable import batch_count
 from nri_simulation import simulation_table
 
 from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax
@@ -166,7 +167,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--limit-train-batches",
-        type=int,
+        type=batch_count,
         default=None,
         help="paper preset: a timing run of this many batches an epoch (no CSV row)",
     )

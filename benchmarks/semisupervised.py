@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _resumable import batch_count
 from _semisupervised_runs import (
     PAPER_EPOCHS,
     PAPER_SEEDS,
@@ -207,7 +208,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--limit-train-batches",
-        type=int,
+        type=batch_count,
         default=None,
         help="paper preset: train this many batches per epoch (to time a run)",
     )
