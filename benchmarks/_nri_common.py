@@ -12,6 +12,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,16 +38,18 @@ class Preset:
     skip_first: bool  # edge type 0 sends no message
 
 
-def make_parser(description: str) -> argparse.ArgumentParser:
+def make_parser(
+    description: str, presets: Sequence[str] = ("quick", "full")
+) -> argparse.ArgumentParser:
     """The options of both scripts.
 
-    ``--quick`` (the default) or ``--full``, ``--data-dir``, ``--accelerator``,
-    ``--threads`` and ``--seed``.
+    One flag per preset (``--quick``, the default, ``--full``, ...), ``--data-dir``,
+    ``--accelerator``, ``--threads`` and ``--seed``.
     """
     parser = argparse.ArgumentParser(description=description)
     preset_group = parser.add_mutually_exclusive_group()
-    preset_group.add_argument("--quick", action="store_const", const="quick", dest="preset")
-    preset_group.add_argument("--full", action="store_const", const="full", dest="preset")
+    for name in presets:
+        preset_group.add_argument(f"--{name}", action="store_const", const=name, dest="preset")
     parser.add_argument("--data-dir", type=Path, default=Path("data/particles"))
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")

@@ -22,9 +22,16 @@ Presets (``--quick`` is the default):
   ``configs/nri/{springs5,springs5_catnat,charged5}.yaml``: 50,000 / 10,000 / 10,000
   simulations, width 256, batch 128, Adam 5e-4 halved every 200 epochs, 500 epochs.
   Goal: springs-5 >= 99.9 %, charged-5 >= 82.1 % edge accuracy (Kipf et al. 2018).
+- paper (CPU, about 2 hours per run on one thread): the configs
+  ``configs/nri/{springs5,charged5}.yaml`` as written but for the epochs that fit in
+  2 hours (``_nri_paper.PAPER_EPOCHS``), through ``catlight``'s own command-line
+  interface, with TensorBoard logs, resumable checkpoints and one row per run in
+  ``docs/results/nri.csv`` (see ``_nri_paper.py``). ``--limit-train-batches N``
+  makes a timing run (N batches an epoch, no CSV row).
 
     python benchmarks/nri.py --quick --data-dir /tmp/nri_data
     python benchmarks/nri.py --full --data-dir data/particles --accelerator gpu
+    python benchmarks/nri.py --paper --data-dir data/particles --tasks springs5 --seeds 0
 """
 
 from __future__ import annotations
@@ -34,11 +41,14 @@ import contextlib
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from _common import markdown
 from _nri_common import Preset as AccuracyPreset
 from _nri_common import make_data, make_parser, mse_cells, print_header, train_and_test
+from _nri_paper import ROOT, TASKS, paper_table
+from _resumable import batch_count
 from nri_simulation import simulation_table
 
 from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax
@@ -139,12 +149,36 @@ def throughput_row(
 
 def main() -> None:
     """Print the three tables."""
-    parser = make_parser(__doc__.splitlines()[0])
+    parser = make_parser(__doc__.splitlines()[0], presets=("quick", "full", "paper"))
     parser.add_argument("--skip-simulation", action="store_true", help="omit table 1")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=TASKS, help="paper preset")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="paper preset")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=ROOT / "runs" / "nri",
+        help="paper preset: logs and checkpoints, one folder per run",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="paper preset: override")
+    parser.add_argument(
+        "--skip-first",
+        action="store_true",
+        help="paper preset: edge type 0 sends no message (off in the paper's configs)",
+    )
+    parser.add_argument(
+        "--limit-train-batches",
+        type=batch_count,
+        default=None,
+        help="paper preset: a timing run of this many batches an epoch (no CSV row)",
+    )
     args = parser.parse_args()
     preset_name = args.preset or "quick"
-    preset = PRESETS[preset_name]
     torch.set_num_threads(args.threads)
+    if preset_name == "paper":
+        print_header("NRI benchmark (paper preset)", args, "configs/nri as written")
+        paper_table(args)
+        return
+    preset = PRESETS[preset_name]
 
     print_header(f"NRI benchmark ({preset_name} preset)", args, describe(preset))
     if not args.skip_simulation:

@@ -12,12 +12,24 @@ for Exact against the sampling estimators with a 10-way and a 100-way label (the
 
     python benchmarks/semisupervised.py --data-dir data --preset quick
     python benchmarks/semisupervised.py --data-dir DIR --preset full --accelerator gpu
+    python benchmarks/semisupervised.py --data-dir DIR --preset paper --threads 1 \
+        --estimators exact --parameterizations softmax --seeds 0
 
 ``--data-dir`` holds ``mnist/`` and/or ``fashion-mnist/`` IDX files (Fashion-MNIST is
 also found where Debian's ``dataset-fashion-mnist`` puts it); a data set whose files
 are missing is skipped with a note. The quick preset trains each model for a few
 epochs on 20,000 training images of Fashion-MNIST on a CPU; the full preset trains
 the configs as written (100 epochs on all 50,000, both data sets) and is meant for a GPU.
+
+The paper preset is a grid at the papers' budget on Fashion-MNIST, 100
+labels, all 50,000 training images, ``PAPER_EPOCHS`` epochs: Exact and GS with both
+parameterizations and three seeds, ST-GS and LOO with one seed, and the
+supervised-only classifier with three seeds (seed s draws labeled set s, so every
+row of seed s sees the same 100 labels). Each run logs to TensorBoard and keeps a
+``last.ckpt`` under ``--run-dir``: the same command resumes a killed run, skips the
+runs whose row is already in ``docs/results/semisupervised.csv`` and appends a row
+for each run it finishes (the last model is tested: the 10,000 labeled validation
+images are not used to pick it).
 """
 
 from __future__ import annotations
@@ -31,10 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from _resumable import batch_count
+from _semisupervised_runs import (
+    PAPER_EPOCHS,
+    PAPER_SEEDS,
+    SUPERVISED,
+    build,
+    paper_table,
+    supervised_only_row,
+)
 from lightning.pytorch import Callback, Trainer
 
-from catlight.cli import CatlightCLI
 from catlight.data import (
     DataFileError,
     SemiSupervisedFashionMNISTDataModule,
@@ -65,6 +84,7 @@ class Preset:
 PRESETS = {
     "quick": Preset(("fashion_mnist",), 6, 20000, speed_steps=20, warmup_steps=3),
     "full": Preset(("fashion_mnist", "mnist"), None, None, speed_steps=200, warmup_steps=20),
+    "paper": Preset(("fashion_mnist",), PAPER_EPOCHS, None, speed_steps=200, warmup_steps=20),
 }
 
 
@@ -87,13 +107,6 @@ class _StepTimer(Callback):
             self.steps += 1
 
 
-def build(config: Path, args: argparse.Namespace, overrides: list[str]) -> CatlightCLI:
-    """Model and data of a config (its seed applied), with the benchmark's overrides."""
-    data_args = ["--data.init_args.data_dir", str(args.data_dir)]
-    data_args += ["--data.init_args.download", "false"]
-    return CatlightCLI(args=["--config", str(config), *data_args, *overrides], run=False)
-
-
 def make_trainer(args: argparse.Namespace, timer: _StepTimer, **kwargs):
     """A quiet trainer; the model's own EstimatorStep runs the config's temperature schedule."""
     return Trainer(
@@ -110,12 +123,16 @@ def make_trainer(args: argparse.Namespace, timer: _StepTimer, **kwargs):
     )
 
 
+def size_overrides(preset: Preset) -> list[str]:
+    """The preset's training-set size as a command-line override (none: all images)."""
+    if preset.train_size is None:
+        return []
+    return ["--data.init_args.train_size", str(preset.train_size)]
+
+
 def accuracy_row(config: Path, args: argparse.Namespace, preset: Preset) -> dict:
     """Fit a config, then test it: accuracy, bounds, samples per second, minutes."""
-    overrides = []
-    if preset.train_size is not None:
-        overrides += ["--data.init_args.train_size", str(preset.train_size)]
-    cli = build(config, args, overrides)
+    cli = build(config, args, size_overrides(preset))
     max_epochs = preset.max_epochs or cli.trainer.max_epochs
     timer = _StepTimer(warmup=1)
     trainer = make_trainer(args, timer, max_epochs=max_epochs)
@@ -128,36 +145,6 @@ def accuracy_row(config: Path, args: argparse.Namespace, preset: Preset) -> dict
     metrics["minutes"] = (time.perf_counter() - start) / 60
     metrics["steps"] = trainer.global_step
     return metrics
-
-
-def supervised_only_row(config: Path, args: argparse.Namespace, preset: Preset, steps: int) -> dict:
-    """The config's q(y|x) network, same initialisation, trained on the labeled batches only.
-
-    Cross-entropy on the same 100 labeled images (same batches, same binarization),
-    for as many steps as the semi-supervised rows, with the same optimizer.
-    """
-    overrides = []
-    if preset.train_size is not None:
-        overrides += ["--data.init_args.train_size", str(preset.train_size)]
-    cli = build(config, args, overrides)
-    model, data = cli.model, cli.datamodule
-    device = torch.device("cuda" if args.accelerator in ("gpu", "cuda") else "cpu")
-    model.to(device)
-    optimizer = torch.optim.Adam(model.classifier.parameters(), lr=model.learning_rate)
-    loader = data.train_dataloader()
-    batches = (batch for _ in range(steps) for batch in loader)  # epochs until enough steps
-    for _, (_, labeled, labels) in zip(range(steps), batches, strict=False):
-        loss = F.nll_loss(model.label_log_probs(labeled.to(device)), labels.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    correct = total = 0
-    with torch.no_grad():
-        for images, labels in data.test_dataloader():
-            predictions = model.label_log_probs(images.to(device)).argmax(-1)
-            correct += int((predictions == labels.to(device)).sum())
-            total += labels.numel()
-    return {"test/accuracy": correct / total}
 
 
 def speed_row(config: Path, num_classes: int, args: argparse.Namespace, preset: Preset) -> float:
@@ -196,7 +183,35 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--data-sets", nargs="+", choices=sorted(DATA_MODULES), default=None)
-    parser.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=ESTIMATORS)
+    parser.add_argument(
+        "--estimators",
+        nargs="+",
+        choices=[*ESTIMATORS, SUPERVISED],
+        default=None,
+        help=f"default: every estimator (the paper preset: {', '.join(PAPER_SEEDS)})",
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=None, help="paper preset (default: PAPER_SEEDS)"
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=ROOT / "runs" / "semisupervised",
+        help="logs and checkpoints of the paper preset, one folder per run",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    parser.add_argument(
+        "--binarization",
+        choices=["dynamic", "none", "threshold", "fixed"],
+        default="dynamic",
+        help="paper preset: the images' binarization (the configs': dynamic; none: grey levels)",
+    )
+    parser.add_argument(
+        "--limit-train-batches",
+        type=batch_count,
+        default=None,
+        help="paper preset: train this many batches per epoch (to time a run)",
+    )
     parser.add_argument(
         "--parameterizations", nargs="+", choices=["softmax", "catnat"], default=None
     )
@@ -208,8 +223,10 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     preset = PRESETS[args.preset]
-    tables = args.tables or ["accuracy", "speed"]
+    tables = args.tables or (["accuracy"] if args.preset == "paper" else ["accuracy", "speed"])
     parameterizations = args.parameterizations or ["softmax", "catnat"]
+    if args.estimators is None:
+        args.estimators = list(PAPER_SEEDS) if args.preset == "paper" else ESTIMATORS
 
     print(f"`python benchmarks/semisupervised.py {shlex.join(sys.argv[1:])}`\n")
     device = torch.cuda.get_device_name() if args.accelerator in ("gpu", "cuda") else "CPU"
@@ -222,7 +239,10 @@ def main() -> None:
             if not _available(data_set, args.data_dir):
                 print(f"{data_set}: IDX files not found under {args.data_dir}; skipped\n")
                 continue
-            accuracy_table(data_set, parameterizations, args, preset)
+            if args.preset == "paper":
+                paper_table(data_set, parameterizations, args)
+            else:
+                accuracy_table(data_set, parameterizations, args, preset)
     if "speed" in tables:
         speed_table(args, preset)
 
@@ -232,7 +252,7 @@ def accuracy_table(
 ) -> None:
     """Train every row of one data set and print its table."""
     rows = []
-    for estimator in args.estimators:
+    for estimator in [e for e in args.estimators if e != SUPERVISED]:  # the baseline: below
         for parameterization in parameterizations:
             name = f"{estimator}_{parameterization}"
             config = ROOT / "configs" / "semisupervised" / data_set / f"{name}.yaml"
@@ -241,7 +261,7 @@ def accuracy_table(
             print(f"done {data_set} {name}: {metrics['test/accuracy']:.4f}", file=sys.stderr)
     steps = rows[0][2]["steps"]
     first = ROOT / "configs" / "semisupervised" / data_set / f"{rows[0][0]}_{rows[0][1]}.yaml"
-    baseline = supervised_only_row(first, args, preset, steps)
+    baseline = supervised_only_row(first, args, size_overrides(preset), steps)
     exact = [m["test/accuracy"] for e, _, m in rows if e == "exact"]
     print(f"**{data_set}**, 100 labels, {steps} training steps per row\n")
     print(
