@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 from _results import append_row, read_rows
+from _resumable import logger_overrides
 
 from catlight.cli import CatlightCLI
 
@@ -124,16 +125,7 @@ def run_one(
         str(run_dir),
     ]
     if preset.keep_logs:
-        overrides += [
-            "--trainer.logger.class_path",
-            "TensorBoardLogger",
-            "--trainer.logger.init_args.save_dir",
-            str(run_dir),
-            "--trainer.logger.init_args.name",
-            "",
-            "--trainer.logger.init_args.version",
-            "",
-        ]
+        overrides += logger_overrides(run_dir)
     else:
         overrides += ["--trainer.logger", "false"]
     if (epochs := args.epochs or preset.max_epochs[task]) is not None:
