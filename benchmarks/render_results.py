@@ -86,12 +86,10 @@ def render(table: Table) -> str:
         details[line]["epochs"].add(r["epochs"])
         details[line]["minutes"].add(r["minutes"])
     lines = list(dict.fromkeys(table.row(r) for r in rows))
-    out = [
-        f"| {table.header} | softmax | catnat | paper | epochs | minutes per run |",
-        "|---|---|---|---|---|---|",
-    ]
+    header = f"| {table.header} | softmax | catnat | paper | epochs | minutes per run |"
+    out = [header, "|" + "---|" * (header.count("|") - 1)]
     for line in lines:
-        paper = ", ".join(sorted(p for p in details[line]["paper"] if p)) or "—"
+        paper = ", ".join(sorted(f"{float(p):.1f}" for p in details[line]["paper"] if p)) or "—"
         epochs = ", ".join(sorted(details[line]["epochs"], key=int))
         minutes = ", ".join(sorted(details[line]["minutes"], key=float))
         cells = [cell(values[line, p]) for p in ("softmax", "catnat")]
