@@ -149,7 +149,10 @@ class CategoricalVAE(LightningModule):
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:  # noqa: D102
         loss = self.loss(batch[0]).mean()
-        self.log("train/neg_elbo", loss.detach(), prog_bar=True)
+        # only on the steps Lightning writes: a self.log costs ~0.5 ms, 3% of a CPU step
+        every = self.trainer.log_every_n_steps
+        if (self.global_step + 1) % every == 0 or self.trainer.fast_dev_run:
+            self.log("train/neg_elbo", loss.detach(), prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:  # noqa: D102
