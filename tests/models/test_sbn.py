@@ -186,3 +186,23 @@ def test_sbn_default_latent_is_gumbel_softmax_over_ten_categories():
     assert len(model.latents) == 2
     assert all(isinstance(latent.estimator, GumbelSoftmax) for latent in model.latents)
     assert model.latents[0].num_categories == 10
+
+
+def test_sbn_optimizer_factory_builds_the_optimizer_over_every_parameter():
+    model = StructuredOutputPrediction(
+        image_size=PIXELS,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9),
+    )
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.defaults["momentum"] == 0.9
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in model.parameters()}
+
+
+def test_sbn_without_optimizer_uses_adam_with_the_learning_rate():
+    optimizer = StructuredOutputPrediction(
+        image_size=PIXELS, learning_rate=3e-4
+    ).configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.defaults["lr"] == 3e-4
