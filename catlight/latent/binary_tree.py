@@ -112,11 +112,12 @@ class BalancedTree:
             - output: ``(*, K)``
         """
         batch = left.shape[:-1]
-        level, children = (
-            left.new_zeros(*batch, self.num_categories),
-            left.new_empty(*batch, self.num_categories),
-        )
-        for depth in range(self.num_levels):
+        # the root's two children, then each level written interleaved into the next
+        level = torch.stack([left[..., 0], right[..., 0]], dim=-1)
+        if self.num_levels > 1:
+            level = torch.cat([level, level.new_empty(*batch, self.num_categories - 2)], -1)
+            children = torch.empty_like(level)
+        for depth in range(1, self.num_levels):
             width = 2**depth
             nodes = slice(width - 1, 2 * width - 1)
             pairs = children[..., : 2 * width].unflatten(-1, (width, 2))
@@ -152,7 +153,8 @@ class BalancedTree:
             pairs = node_grad.unflatten(-1, (-1, 2))
             grad_left[..., nodes] = pairs[..., 0]
             grad_right[..., nodes] = pairs[..., 1]
-            node_grad = pairs[..., 0] + pairs[..., 1]
+            if depth:
+                node_grad = pairs[..., 0] + pairs[..., 1]
         return grad_left, grad_right
 
 

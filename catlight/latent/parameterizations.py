@@ -162,13 +162,18 @@ class Catnat(Parameterization):
         num_categories = scores.shape[-1] + 1
         check_num_categories(num_categories)
         tree = self._tree(num_categories, scores.device)
-        return _CatnatLogProbs.apply(scores.float(), self, tree)
+        if torch.is_grad_enabled() and scores.requires_grad:
+            return _CatnatLogProbs.apply(scores.float(), self, tree)
+        left, right, _ = self._branches(scores.float(), need_grad=False)
+        return tree.path_sums(left, right)
 
-    def _branches(self, scores: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    def _branches(
+        self, scores: Tensor, need_grad: bool = True
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
         """``log(1 - a)``, ``log a`` and what :meth:`_branch_grad` needs, elementwise."""
         if self.activation == "sigmoid":
             return _kernel(_sigmoid_branches, self.compile)(scores)
-        return _kernel(_natural_branches, self.compile)(scores, self.center, self.width)
+        return _kernel(_natural_branches, self.compile)(scores, self.center, self.width, need_grad)
 
     def _branch_grad(self, grad_left: Tensor, grad_right: Tensor, *saved: Tensor) -> Tensor:
         """Gradient with respect to the scores, from those of ``log(1 - a)`` and ``log a``."""
@@ -227,37 +232,44 @@ class _CatnatBranches(torch.autograd.Function):
 
 
 def _natural_branches(
-    scores: Tensor, center: float, width: float
+    scores: Tensor, center: float, width: float, need_grad: bool = True
 ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
     """The natural activation's ``log(1 - a)``, ``log a`` with three transcendental calls.
 
     With the half angle ``h = x/2 + pi/4`` (``x`` the phase), ``a = sin^2 h`` and
     ``1 - a = cos^2 h``. Folding ``h`` below ``pi/4`` (``f = min(h, pi/2 - h)``) and
     writing ``t = tan f`` in (0, 1], the larger branch has log-probability
-    ``-log(1 + t^2)`` and the smaller ``2 log t - log(1 + t^2)``: one ``tan``, one
+    ``-log(1 + t^2)`` and the smaller ``log t^2 - log(1 + t^2)``: one ``tan``, one
     ``log`` and one ``log1p``, all well conditioned, instead of ``sin``, ``cos`` and two
     ``log``. ``f`` is clamped so that both branches stay in ``[1e-6, 1 - 1e-6]``;
     outside that range (and outside the activation's support) the gradient is zero.
+    In place wherever possible and with float masks (a select, or arithmetic with a
+    bool tensor, is several times slower on CPU), in few operations (small batches
+    cost one dispatch per operation). ``need_grad=False`` skips what only the
+    backward needs.
 
     Shapes: ``(*) -> (*), (*)`` and the saved tensors.
     """
     margin = math.asin(math.sqrt(Catnat._MIN_BRANCH))
-    # in place wherever possible: on a CPU, a fresh tensor the size of the scores costs
-    # as much as the arithmetic on it
-    phase = (scores - center).mul_(math.pi / width).clamp_(-math.pi / 2, math.pi / 2)
-    # masks as float factors: a select, or arithmetic with a bool tensor, is several
-    # times slower on CPU than arithmetic between floats
+    slope = math.pi / width
+    phase = scores * slope if center == 0 else (scores - center) * slope
+    phase = phase.clamp_(-math.pi / 2, math.pi / 2)
     folded = torch.gt(phase, 0, out=torch.empty_like(phase))  # h > pi/4: a > 1/2
     folded_angle = phase.abs_().mul_(-0.5).add_(math.pi / 4)  # min(h, pi/2 - h)
-    # the gradient's factor: 0 where clamped, the sign of the fold, dh/ds times 2
-    factor = torch.gt(folded_angle, margin, out=torch.empty_like(phase))
-    factor.mul_(folded.mul(-2 * math.pi / width).add_(math.pi / width))
+    saved: tuple[Tensor, ...] = ()
+    if need_grad:
+        # the gradient's factor: 0 where clamped, the sign of the fold, dh/ds times 2
+        factor = torch.gt(folded_angle, margin, out=torch.empty_like(phase))
+        factor = factor.mul_(folded.mul(-2 * slope).add_(slope))
     tangent = folded_angle.clamp_(min=margin).tan_()
-    larger = tangent.square().log1p_().neg_()
-    difference = tangent.log().mul_(2)  # smaller - larger
-    left = torch.mul(difference, folded).add_(larger)
+    squared = tangent.square()
+    larger = torch.log1p(squared).neg_()
+    difference = squared.log_()  # smaller - larger
+    left = torch.addcmul(larger, folded, difference)
     right = difference.add_(larger, alpha=2).sub_(left)
-    return left, right, (tangent, folded, factor)
+    if need_grad:
+        saved = (tangent, folded, factor)
+    return left, right, saved
 
 
 def _natural_branch_grad(
