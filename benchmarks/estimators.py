@@ -1,6 +1,6 @@
 """Gradient quality and speed of catlight's estimators, as two markdown tables.
 
-Table 1, gradient quality on a toy problem (REFERENCE.md, the CARMS toy). N categorical
+Table 1, gradient quality on a toy problem (the toy of Dimitriev & Zhou 2021, CARMS). N categorical
 variables with K categories have probabilities drawn once from Dirichlet(1, ..., 1)
 (fixed seed) and a random cost vector ``c_n`` each. Two costs:
 

@@ -5,7 +5,7 @@ Reads the event files of every run folder under ``--run-dir`` whose name matches
 ``<task>_<latent>_<estimator>_<parameterization>_seed<seed>``) and draws ``--metric``
 against the training epoch into a PNG (matplotlib, the ``bench`` extra):
 
-    python benchmarks/plot_curves.py --run-dir runs/vae_table1 --pattern 'sbn_*' \
+    python benchmarks/plot_curves.py --run-dir runs/vae_table1/paper --pattern 'sbn_*' \
         --metric val/nll --out docs/results/sbn_curves.png --title "SBN, validation NLL"
 
 Runs that differ only in the seed are drawn in the same colour.

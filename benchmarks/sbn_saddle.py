@@ -26,6 +26,7 @@ from catlight.latent import (
     Catnat,
     DiscreteLatent,
     LeaveOneOut,
+    Reinforce,
     ReinMax,
     Softmax,
     StraightThrough,
@@ -38,6 +39,7 @@ ESTIMATORS = {
     "st": StraightThrough,
     "reinmax": lambda: ReinMax(tau=1.3),
     "loo": lambda: LeaveOneOut(num_samples=4),
+    "reinforce": lambda: Reinforce(baseline="moving_average"),
 }
 OPTIMIZERS = {
     "adam 1e-3": lambda params: torch.optim.Adam(params, lr=1e-3),
@@ -64,6 +66,8 @@ def train(estimator: str, parameterization: str, optimizer: str, args: argparse.
         opt.zero_grad()
         loss.backward()
         opt.step()
+        for latent in model.latents:  # the estimators' state (REINFORCE's baseline)
+            latent.step()
         if step % 500 == 0:
             curve.append(model.sample_nll(valid, args.val_samples).mean().item())
     return curve

@@ -7,7 +7,7 @@ line, so the table's driver never trains itself). A row trains ``--steps`` batch
 steps excluded); samples/s counts the examples of all processes. Validation and
 checkpointing are off, the logger and progress bar too.
 
-    python benchmarks/scaling.py --data-dir DIR --preset quick   # CPU rows
+    python benchmarks/scaling.py --data-dir data/binarized_mnist --preset quick   # CPU rows
     python benchmarks/scaling.py --data-dir DIR --preset full               # + GPU rows
     python benchmarks/scaling.py --data-dir DIR --models nri m2 --steps 30  # shorter rows
 

@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
 
-from catlight.callbacks import TemperatureAnnealing
 from catlight.cli import CatlightCLI
 from catlight.data import (
     DataFileError,
@@ -95,9 +94,8 @@ def build(config: Path, args: argparse.Namespace, overrides: list[str]) -> Catli
     return CatlightCLI(args=["--config", str(config), *data_args, *overrides], run=False)
 
 
-def make_trainer(cli: CatlightCLI, args: argparse.Namespace, timer: _StepTimer, **kwargs):
-    """A quiet trainer that keeps only the config's temperature schedule."""
-    schedules = [c for c in cli.trainer.callbacks if isinstance(c, TemperatureAnnealing)]
+def make_trainer(args: argparse.Namespace, timer: _StepTimer, **kwargs):
+    """A quiet trainer; the model's own EstimatorStep runs the config's temperature schedule."""
     return Trainer(
         accelerator=args.accelerator,
         logger=False,
@@ -106,7 +104,7 @@ def make_trainer(cli: CatlightCLI, args: argparse.Namespace, timer: _StepTimer, 
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        callbacks=[*schedules, timer],
+        callbacks=[timer],
         default_root_dir=args.root_dir,
         **kwargs,
     )
@@ -120,7 +118,7 @@ def accuracy_row(config: Path, args: argparse.Namespace, preset: Preset) -> dict
     cli = build(config, args, overrides)
     max_epochs = preset.max_epochs or cli.trainer.max_epochs
     timer = _StepTimer(warmup=1)
-    trainer = make_trainer(cli, args, timer, max_epochs=max_epochs)
+    trainer = make_trainer(args, timer, max_epochs=max_epochs)
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
         trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -167,7 +165,7 @@ def speed_row(config: Path, num_classes: int, args: argparse.Namespace, preset: 
     overrides = ["--model.init_args.latent.init_args.num_categories", str(num_classes)]
     cli = build(config, args, overrides)
     timer = _StepTimer(warmup=preset.warmup_steps)
-    trainer = make_trainer(cli, args, timer, max_steps=preset.warmup_steps + preset.speed_steps)
+    trainer = make_trainer(args, timer, max_steps=preset.warmup_steps + preset.speed_steps)
     with contextlib.redirect_stdout(sys.stderr):
         trainer.fit(cli.model, datamodule=cli.datamodule)
     return timer.steps * _images_per_step(cli.datamodule) / timer.seconds

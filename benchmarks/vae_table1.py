@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 from _results import append_row, read_rows
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from catlight.cli import CatlightCLI
 
@@ -121,6 +120,8 @@ def run_one(
         str(preset.test_size),
         "--model.init_args.eval_num_samples",
         str(preset.eval_num_samples),
+        "--trainer.default_root_dir",  # the configs' LastCheckpoint: <run_dir>/checkpoints
+        str(run_dir),
     ]
     if preset.keep_logs:
         overrides += [
@@ -134,7 +135,7 @@ def run_one(
             "",
         ]
     else:
-        overrides += ["--trainer.logger", "false", "--trainer.enable_checkpointing", "false"]
+        overrides += ["--trainer.logger", "false"]
     if (epochs := args.epochs or preset.max_epochs[task]) is not None:
         overrides += ["--trainer.max_epochs", str(epochs)]
     if args.limit_train_batches is not None:
@@ -144,12 +145,9 @@ def run_one(
     start = time.perf_counter()
     cli = CatlightCLI(args=overrides, run=False)
     resume = None
-    if preset.keep_logs:
-        checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True)
-        cli.trainer.callbacks.append(checkpoints)
-        if (run_dir / "checkpoints" / "last.ckpt").exists():
-            resume = str(run_dir / "checkpoints" / "last.ckpt")
-            print(f"resuming from {resume}", file=sys.stderr)
+    if preset.keep_logs and (run_dir / "checkpoints" / "last.ckpt").exists():
+        resume = "last"
+        print(f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'}", file=sys.stderr)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=resume)
     metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
     metrics["seconds"] = time.perf_counter() - start
@@ -222,7 +220,7 @@ def main() -> None:
                             continue
                         name = f"{estimator}_{parameterization}"
                         config = ROOT / "configs" / task / latent / f"{name}.yaml"
-                        run_dir = args.run_dir / f"{task}_{latent}_{name}_seed{seed}"
+                        run_dir = args.run_dir / args.preset / f"{task}_{latent}_{name}_seed{seed}"
                         metrics = run_one(config, task, seed, run_dir, args, preset)
                         row = {
                             "task": task,

@@ -1,8 +1,7 @@
-"""Callbacks: temperature annealing, image logging, per-rank random state."""
+"""Callbacks: estimator steps, image logging, per-rank random state."""
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from typing import Any
@@ -14,74 +13,57 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from catlight.latent import RelaxedEstimator
+from catlight.latent import Estimator
 
-__all__ = ["ImageSamples", "RandomState", "TemperatureAnnealing"]
+__all__ = ["EstimatorStep", "ImageSamples", "RandomState"]
 
 
-class TemperatureAnnealing(Callback):
-    r"""Anneal the temperature of every relaxed estimator in the model.
+class EstimatorStep(Callback):
+    """Advance every estimator of the model once per optimisation step.
 
-    ``tau = max(tau_min, tau0 * exp(-rate * step))``, updated every ``interval``
-    training steps (piecewise constant in between; the Gumbel-Softmax paper's schedule:
-    ``tau0 = 1``, ``tau_min = 0.5``, ``rate`` in {1e-5, 1e-4}, ``interval`` in
-    {500, 1000}) and logged as ``tau``. The temperature is a function of the global
-    step, set before every training batch, so a resumed run continues the schedule.
-
-    Args:
-        tau0: the initial temperature.
-        tau_min: the floor.
-        rate: the exponential decay rate per step.
-        interval: steps between updates.
-
-    Raises:
-        ValueError: for non-positive temperatures, a negative rate or interval < 1;
-            at fit start, if the model has no relaxed estimator or a temperature is
-            invalid for one (ReinMax needs tau >= 1).
+    After a training batch that ended with an optimizer step (the global step moved:
+    with ``accumulate_grad_batches`` only every n-th batch does), calls
+    :meth:`~catlight.latent.Estimator.step` of every estimator in the model once (once
+    per batch also under manual optimisation with several optimizer steps a batch):
+    the Gumbel-Softmax temperature schedules and the REINFORCE baselines advance
+    there. An annealed temperature is logged as ``tau`` (``tau/<module name>`` when
+    the model has several). Every catlight model adds this callback itself (see
+    :class:`~catlight.models.LatentModelMixin`) and the ``catlight`` CLI adds it for
+    any other model.
     """
 
-    def __init__(
-        self, tau0: float = 1.0, tau_min: float = 0.5, rate: float = 1e-4, interval: int = 1000
-    ) -> None:
-        if not (tau0 > 0 and tau_min > 0):
-            raise ValueError(
-                f"TemperatureAnnealing: tau0 and tau_min must be > 0, got {tau0}, {tau_min}"
-            )
-        if rate < 0 or interval < 1:
-            raise ValueError(
-                f"TemperatureAnnealing: rate must be >= 0 and interval >= 1, got {rate}, {interval}"
-            )
-        self.tau0 = tau0
-        self.tau_min = tau_min
-        self.rate = rate
-        self.interval = interval
-        self._estimators: list[RelaxedEstimator] = []  # found at fit start
-
-    def temperature(self, step: int) -> float:
-        """The schedule's temperature at a training step."""
-        updated_at = step - step % self.interval
-        return max(self.tau_min, self.tau0 * math.exp(-self.rate * updated_at))
-
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
-        estimators = [m for m in pl_module.modules() if isinstance(m, RelaxedEstimator)]
-        if not estimators:
-            raise ValueError(
-                "TemperatureAnnealing: the model has no relaxed estimator (GumbelSoftmax, "
-                "StraightThrough, ReinMax, ...) whose temperature it could anneal"
-            )
-        for estimator in estimators:
-            estimator.check_tau(self.tau0)
-            estimator.check_tau(self.tau_min)
-        self._estimators = estimators
+    def __init__(self) -> None:
+        self._step_at_batch_start = -1
 
     def on_train_batch_start(  # noqa: D102
         self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int
     ) -> None:
-        # set at every step (a scalar fill): right after a resume too, whatever the step
-        tau = self.temperature(trainer.global_step)
-        for estimator in self._estimators:
-            estimator.set_tau(tau)
-        pl_module.log("tau", tau)
+        self._step_at_batch_start = trainer.global_step
+
+    def on_train_batch_end(  # noqa: D102
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+    ) -> None:
+        if trainer.global_step == self._step_at_batch_start:
+            return  # accumulating gradients: no optimizer step yet
+        estimators = {
+            name: module
+            for name, module in pl_module.named_modules()
+            if isinstance(module, Estimator)
+        }
+        for estimator in estimators.values():
+            estimator.step()
+        annealed = {
+            name: estimator.tau
+            for name, estimator in estimators.items()
+            if getattr(estimator, "anneal_rate", 0) > 0
+        }
+        for name, tau in annealed.items():
+            pl_module.log("tau" if len(annealed) == 1 else f"tau/{name}", tau)
 
 
 class ImageSamples(Callback):

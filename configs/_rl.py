@@ -2,8 +2,8 @@
 
 ``configs/rl/<env>/<algorithm>_<parameterization>.yaml``. Hyperparameters follow the
 rl-baselines3-zoo tables (PPO and A2C on CartPole-v1 and LunarLander, A2C on
-Acrobot-v1), and CleanRL's ``ppo.py`` defaults for PPO on Acrobot-v1 (REFERENCE.md
-lists the returns they reach). Differences from the zoo: PPO's clip range is
+Acrobot-v1), and CleanRL's ``ppo.py`` defaults for PPO on Acrobot-v1 (docs/rl.md lists
+the returns they reach). Differences from the zoo: PPO's clip range is
 constant (the zoo anneals it on CartPole), and where the zoo normalises with
 ``VecNormalize`` only the observations are normalised here. The value loss is
 ``value_coef * 0.5 * MSE`` (CleanRL's form), so the zoo's ``vf_coef`` (on a plain MSE)

@@ -39,8 +39,7 @@ class Family:
     """How to run one model family small and fast on CPU.
 
     Attributes:
-        config: a config of the family under configs/, with a relaxed estimator (the
-            resume tests anneal its temperature with TemperatureAnnealing).
+        config: a config of the family under configs/, with a relaxed estimator.
         shrink: command-line overrides that make the model tiny.
         write_data: writes tiny data into a folder (or leaves it to the data module,
             which simulates into it) and returns the overrides that point the config

@@ -1,10 +1,9 @@
-"""Callbacks: the temperature schedule and image logging."""
+"""Callbacks: estimator steps (temperature schedule, baseline) and image logging."""
 
 from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 import random
 from types import SimpleNamespace
@@ -18,19 +17,27 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from catlight.callbacks import ImageSamples, RandomState, TemperatureAnnealing
+from catlight.callbacks import EstimatorStep, ImageSamples, RandomState
 from catlight.data import BinarizedMNISTDataModule, TensorLoader
-from catlight.latent import DiscreteLatent, GumbelSoftmax, LeaveOneOut, ReinMax, Softmax
-from catlight.models import CategoricalVAE
+from catlight.latent import (
+    DiscreteLatent,
+    GumbelSoftmax,
+    Reinforce,
+    ReinMax,
+    Softmax,
+    StraightThroughGumbelSoftmax,
+)
+from catlight.models import CategoricalVAE, LatentModelMixin
 
-# -- TemperatureAnnealing --------------------------------------------------------------
+# -- EstimatorStep: the temperature schedule and the baseline, once per optimizer step ----
 
 
-def schedule(step: int, tau0: float, tau_min: float, rate: float, interval: int) -> float:
-    return max(tau_min, tau0 * math.exp(-rate * interval * (step // interval)))
+def schedule(step: int, tau: float, tau_min: float, anneal_rate: float, anneal_interval: int):
+    updated_at = anneal_interval * (step // anneal_interval)
+    return max(tau_min, tau * math.exp(-anneal_rate * updated_at))
 
 
-class TinyLatentModel(LightningModule):
+class TinyLatentModel(LatentModelMixin, LightningModule):
     """x -> scores -> DiscreteLatent -> z -> reconstruction of x; records tau per step."""
 
     def __init__(self, estimator: nn.Module) -> None:
@@ -41,7 +48,8 @@ class TinyLatentModel(LightningModule):
         self.seen_taus: list[tuple[int, float]] = []
 
     def training_step(self, batch, batch_idx):
-        self.seen_taus.append((self.global_step, self.latent.estimator.tau.item()))
+        if hasattr(self.latent.estimator, "tau"):
+            self.seen_taus.append((self.global_step, self.latent.estimator.tau.item()))
         (x,) = batch
         out = self.latent(self.encoder(x).view(-1, 2, 3))
         cost = ((self.decoder(out.z.flatten(-2)) - x) ** 2).sum(-1)
@@ -67,133 +75,76 @@ def quiet_trainer(tmp_path, **kwargs) -> Trainer:
     return Trainer(**settings)
 
 
-@pytest.mark.parametrize(
-    ("tau0", "tau_min", "rate", "interval"),
-    [(1.0, 0.5, 1e-4, 1000), (2.0, 0.1, 0.3, 3), (1.0, 0.5, 0.0, 1)],
-)
-def test_temperature_annealing_schedule_is_piecewise_constant_exponential(
-    tau0, tau_min, rate, interval
-):
-    annealing = TemperatureAnnealing(tau0=tau0, tau_min=tau_min, rate=rate, interval=interval)
-    steps = [*range(0, 40), 999, 1000, 1001, 20000, 10**6]
-    values = [annealing.temperature(step) for step in steps]
-    for step, value in zip(steps, values, strict=True):
-        assert value == pytest.approx(schedule(step, tau0, tau_min, rate, interval)), step
-        # constant between updates, and updated only at multiples of the interval
-        assert value == annealing.temperature(step - step % interval)
-    assert values[0] == tau0
-    assert all(a >= b for a, b in itertools.pairwise(values))
-    assert min(values) >= tau_min
-
-
-def test_temperature_annealing_gumbel_softmax_paper_floor():
-    annealing = TemperatureAnnealing(tau0=1.0, tau_min=0.5, rate=3e-5, interval=500)
-    assert annealing.temperature(499) == 1.0
-    assert annealing.temperature(500) == pytest.approx(math.exp(-3e-5 * 500))
-    assert annealing.temperature(10**6) == 0.5
-
-
-def test_temperature_annealing_sets_and_logs_tau_during_fit(tmp_path):
+def test_estimator_step_anneals_and_logs_tau_during_a_plain_trainer_fit(tmp_path):
     torch.manual_seed(0)
-    settings = {"tau0": 1.0, "tau_min": 0.5, "rate": 0.1, "interval": 2}
-    model = TinyLatentModel(GumbelSoftmax(tau=5.0))  # the callback overrides this start
-    trainer = quiet_trainer(
-        tmp_path,
-        max_steps=9,
-        callbacks=[TemperatureAnnealing(**settings)],
-        logger=CSVLogger(tmp_path),
-        log_every_n_steps=1,
-    )
-    trainer.fit(model)
+    settings = {"tau": 1.0, "tau_min": 0.5, "anneal_rate": 0.1, "anneal_interval": 2}
+    model = TinyLatentModel(GumbelSoftmax(**settings))
+    trainer = quiet_trainer(tmp_path, max_steps=9, logger=CSVLogger(tmp_path), log_every_n_steps=1)
+    trainer.fit(model)  # no callback given: the model's configure_callbacks adds EstimatorStep
 
     assert [step for step, _ in model.seen_taus] == list(range(9))
     for step, tau in model.seen_taus:
         assert tau == pytest.approx(schedule(step, **settings)), step
     assert {tau for _, tau in model.seen_taus} >= {1.0, 0.5}  # decays and hits the floor
-    assert trainer.callback_metrics["tau"].item() == pytest.approx(schedule(8, **settings))
+    assert model.latent.estimator.num_steps.item() == 9
+    assert trainer.callback_metrics["tau"].item() == pytest.approx(schedule(9, **settings))
 
     with open(tmp_path / "lightning_logs" / "version_0" / "metrics.csv") as file:
         logged = [
             (int(row["step"]), float(row["tau"])) for row in csv.DictReader(file) if row["tau"]
         ]
     assert [step for step, _ in logged] == list(range(9))
-    for step, tau in logged:
-        assert tau == pytest.approx(schedule(step, **settings)), step
+    for step, tau in logged:  # logged after the step: the temperature of the next one
+        assert tau == pytest.approx(schedule(step + 1, **settings)), step
 
 
-def test_temperature_annealing_batch_start_sets_tau_of_the_current_step():
-    model = TinyLatentModel(GumbelSoftmax(tau=1.0))
-    model.log = lambda *args, **kwargs: None
-    annealing = TemperatureAnnealing(tau0=1.0, tau_min=0.1, rate=0.1, interval=4)
-    annealing.on_fit_start(SimpleNamespace(global_step=0), model)
-    annealing.on_train_batch_start(SimpleNamespace(global_step=6), model, None, 0)
-    # at step 6 the temperature is the one set at step 4
-    assert model.latent.estimator.tau.item() == pytest.approx(math.exp(-0.4))
-
-
-def test_temperature_annealing_resumed_fit_continues_the_schedule(tmp_path):
+def test_estimator_step_runs_once_per_optimizer_step_with_gradient_accumulation(tmp_path):
     torch.manual_seed(0)
-    settings = {"tau0": 1.0, "tau_min": 0.2, "rate": 0.1, "interval": 3}
-    first = TinyLatentModel(GumbelSoftmax(tau=1.0))
-    trainer = quiet_trainer(tmp_path, max_steps=5, callbacks=[TemperatureAnnealing(**settings)])
+    model = TinyLatentModel(Reinforce(baseline="moving_average", decay=0.5))
+    steps = []
+    model.latent.estimator.step = lambda: steps.append(model.global_step)
+    trainer = quiet_trainer(tmp_path, max_steps=3, accumulate_grad_batches=2)
+    trainer.fit(model)
+    assert trainer.global_step == 3
+    assert steps == [1, 2, 3]  # 6 batches, 3 optimizer steps
+
+
+def test_estimator_step_resumed_fit_continues_the_schedule(tmp_path):
+    torch.manual_seed(0)
+    settings = {"tau": 1.0, "tau_min": 0.2, "anneal_rate": 0.1, "anneal_interval": 3}
+    first = TinyLatentModel(GumbelSoftmax(**settings))
+    trainer = quiet_trainer(tmp_path, max_steps=5)
     trainer.fit(first)
     checkpoint = tmp_path / "step5.ckpt"
     trainer.save_checkpoint(checkpoint)
 
-    resumed = TinyLatentModel(GumbelSoftmax(tau=3.0))
-    trainer = quiet_trainer(tmp_path, max_steps=10, callbacks=[TemperatureAnnealing(**settings)])
+    resumed = TinyLatentModel(GumbelSoftmax(**settings))
+    trainer = quiet_trainer(tmp_path, max_steps=10)
     trainer.fit(resumed, ckpt_path=checkpoint)
     assert [step for step, _ in resumed.seen_taus] == list(range(5, 10))
     for step, tau in resumed.seen_taus:
         assert tau == pytest.approx(schedule(step, **settings)), step
 
 
-def test_temperature_annealing_anneals_every_relaxed_estimator():
+def test_estimator_step_steps_every_estimator_of_the_model():
     model = nn.ModuleDict(
         {
-            "a": DiscreteLatent(3, Softmax(), GumbelSoftmax(tau=1.0)),
+            "a": DiscreteLatent(3, Softmax(), GumbelSoftmax(1.0, tau_min=0.1, anneal_rate=0.1)),
             "b": DiscreteLatent(3, Softmax(), ReinMax(tau=3.0)),
-            "c": DiscreteLatent(3, Softmax(), LeaveOneOut(num_samples=2)),
+            "c": DiscreteLatent(3, Softmax(), StraightThroughGumbelSoftmax(2.0)),
         }
     )
-    model.log = lambda *args, **kwargs: None
-    annealing = TemperatureAnnealing(tau0=2.0, tau_min=1.0, rate=0.1, interval=1)
-    annealing.on_fit_start(SimpleNamespace(global_step=3), model)
-    annealing.on_train_batch_start(SimpleNamespace(global_step=3), model, None, 0)
-    expected = 2.0 * math.exp(-0.3)
-    assert model["a"].estimator.tau.item() == pytest.approx(expected)
-    assert model["b"].estimator.tau.item() == pytest.approx(expected)
-
-
-def test_temperature_annealing_requires_a_relaxed_estimator():
-    model = TinyLatentModel(LeaveOneOut(num_samples=2))
-    annealing = TemperatureAnnealing()
-    with pytest.raises(ValueError, match="the model has no relaxed estimator"):
-        annealing.on_fit_start(SimpleNamespace(global_step=0), model)
-
-
-def test_temperature_annealing_rejects_a_floor_below_reinmax_minimum(tmp_path):
-    model = TinyLatentModel(ReinMax(tau=1.5))
-    annealing = TemperatureAnnealing(tau0=2.0, tau_min=0.5)
-    trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[annealing])
-    with pytest.raises(ValueError, match=r"ReinMax: tau must be >= 1(\.0)?, got 0\.5"):
-        trainer.fit(model)
-    assert model.latent.estimator.tau.item() == pytest.approx(1.5)  # left untouched
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"tau0": 0.0}, "tau0 and tau_min must be > 0"),
-        ({"tau_min": -0.5}, "tau0 and tau_min must be > 0"),
-        ({"rate": -1e-4}, "rate must be >= 0 and interval >= 1"),
-        ({"interval": 0}, "rate must be >= 0 and interval >= 1"),
-    ],
-    ids=["tau0", "tau_min", "rate", "interval"],
-)
-def test_temperature_annealing_rejects_invalid_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=f"TemperatureAnnealing: {message}"):
-        TemperatureAnnealing(**kwargs)
+    logged = {}
+    model.log = lambda name, value: logged.update({name: float(value)})
+    callback = EstimatorStep()
+    for step in range(3):
+        callback.on_train_batch_start(SimpleNamespace(global_step=step), model, None, step)
+        callback.on_train_batch_end(SimpleNamespace(global_step=step + 1), model, None, None, step)
+    assert model["a"].estimator.tau.item() == pytest.approx(math.exp(-0.3))
+    assert model["a"].estimator.num_steps.item() == model["c"].estimator.num_steps.item() == 3
+    assert model["b"].estimator.tau.item() == 3.0  # ReinMax: a fixed temperature
+    assert model["c"].estimator.tau.item() == 2.0  # no schedule
+    assert logged == {"tau": pytest.approx(math.exp(-0.3))}  # only the annealed one
 
 
 # -- ImageSamples ----------------------------------------------------------------------

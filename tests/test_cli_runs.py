@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
 import sys
@@ -167,6 +169,22 @@ def test_cli_test_takes_model_hyperparameters_from_the_checkpoint(fitted, binari
     assert math.isfinite(cli.trainer.callback_metrics["test/nll"].item())
 
 
+def test_cli_test_model_override_beats_the_checkpoint_hyperparameters(fitted, binarized_mnist_dir):
+    runner, _, checkpoint = fitted
+    cli = run_test(
+        runner,
+        binarized_mnist_dir,
+        checkpoint,
+        "--model",
+        "CategoricalVAE",
+        "--model.eval_num_samples",
+        "3",
+    )
+    assert cli.model.eval_num_samples == 3  # the checkpoint says 8
+    assert cli.model.num_latents == 3  # the rest is the checkpoint's
+    assert math.isfinite(cli.trainer.callback_metrics["test/nll"].item())
+
+
 def test_cli_checkpoint_loads_with_load_from_checkpoint(fitted):
     _, cli, checkpoint = fitted
     model = CategoricalVAE.load_from_checkpoint(checkpoint, map_location="cpu")
@@ -230,8 +248,8 @@ def test_cli_unknown_class_path_exits_naming_it(override, bad_name, monkeypatch,
     assert bad_name in capsys.readouterr().err
 
 
-def test_cli_reinmax_tau_below_one_is_rejected(run_cli, binarized_mnist_dir):
-    with pytest.raises(ValueError, match=r"ReinMax: tau must be >= 1(\.0)?, got 0\.5"):
+def test_cli_reinmax_tau_below_one_is_rejected_in_two_lines(run_cli, binarized_mnist_dir, capsys):
+    with pytest.raises(SystemExit) as raised:
         run_cli(
             "fit",
             "--config",
@@ -245,6 +263,11 @@ def test_cli_reinmax_tau_below_one_is_rejected(run_cli, binarized_mnist_dir):
             "--trainer.fast_dev_run",
             "1",
         )
+    assert raised.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: model.latent.estimator.tau = 0.5: ReinMax: tau must be >= 1.0, got 0.5",
+        "(CATLIGHT_DEBUG=1 or --debug shows the full error)",
+    ]
 
 
 def test_cli_missing_data_offline_names_the_missing_file(run_cli, tmp_path):
@@ -262,3 +285,33 @@ def test_cli_missing_data_offline_names_the_missing_file(run_cli, tmp_path):
             "1",
         )
     assert list(empty.iterdir()) == []
+
+
+def test_cli_run_failing_before_training_leaves_no_log_folder(run_cli, binarized_mnist_dir):
+    crash = {"class_path": "tests.test_resume.CrashAtStep", "init_args": {"step": 0}}
+    with pytest.raises(RuntimeError, match="simulated crash at step 0"):
+        run_cli(
+            "fit",
+            *MODEL_ARGS,
+            *data_args(binarized_mnist_dir),
+            f"--trainer.callbacks={json.dumps([crash])}",
+            "--trainer.max_steps",
+            "2",
+        )
+    assert not list((run_cli.root_dir / "lightning_logs").glob("version_*"))
+
+
+def test_cli_run_logs_no_lightning_tips(run_cli, binarized_mnist_dir, caplog):
+    with caplog.at_level(logging.INFO):
+        run_cli(
+            "fit",
+            *MODEL_ARGS,
+            *data_args(binarized_mnist_dir),
+            "--trainer.max_steps",
+            "1",
+            "--trainer.limit_val_batches",
+            "1",
+        )
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("max_steps=1" in message for message in messages)  # Lightning's info is there
+    assert not [message for message in messages if "Tip:" in message]

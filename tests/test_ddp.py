@@ -278,6 +278,7 @@ def baseline_worker(rank: int, world_size: int, init_file: str, output_dir: str)
         scores = torch.randn(4, 2, 3, requires_grad=True)
         out = layer(scores)
         out.objective(torch.full((1, 4), cost)).sum().backward()
+        layer.step()  # after the optimizer step: all-reduces the recorded costs
         values.append(layer.estimator.baseline_value.item())
     torch.save(values, Path(output_dir) / f"rank{rank}.pt")
     dist.destroy_process_group()

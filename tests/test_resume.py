@@ -2,8 +2,8 @@
 ``--ckpt_path last`` ends exactly where the uninterrupted run ends.
 
 Every family of tests/scale_families.py runs with two estimators: Gumbel-Softmax with a
-fast TemperatureAnnealing (the temperature is a function of the restored step) and
-REINFORCE with its moving-average baseline (a buffer). The checkpoint at step 5 falls
+fast temperature schedule (a function of its restored step count) and REINFORCE with
+its moving-average baseline (a buffer). The checkpoint at step 5 falls
 in the middle of the first epoch (8 batches), so the data loader's position, the
 optimizer's moments and RandomState's generators must all be restored; the run then
 crosses an epoch end with validation (and, for NRI, a learning-rate decay) before
@@ -33,7 +33,7 @@ from tests.scale_families import FAMILIES, RL_ENVS, RL_ROLLOUTS, RL_STEPS, Famil
 
 CHECKPOINT_STEP = 5
 TOTAL_STEPS = 10
-ANNEALING = {"tau0": 1.0, "tau_min": 0.3, "rate": 0.1, "interval": 2}
+ANNEALING = {"tau": 1.0, "tau_min": 0.3, "anneal_rate": 0.1, "anneal_interval": 2}
 # the resumed run writes its checkpoints beside the crashed run's, as a real resume does
 pytestmark = pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
 
@@ -57,13 +57,13 @@ class CrashAtStep(Callback):
 
 def estimator_overrides(family: Family, case: str) -> list[str]:
     if case == "gs_annealing":
-        return []  # the family's config: GumbelSoftmax; the annealing is in callbacks()
-    reinforce = {"class_path": "Reinforce", "init_args": {"baseline": "moving_average"}}
-    return [f"{family.latent_arg}.init_args.estimator={json.dumps(reinforce)}"]
+        estimator = {"class_path": "GumbelSoftmax", "init_args": ANNEALING}
+    else:
+        estimator = {"class_path": "Reinforce", "init_args": {"baseline": "moving_average"}}
+    return [f"{family.latent_arg}.init_args.estimator={json.dumps(estimator)}"]
 
 
 def callbacks(
-    case: str,
     checkpoint_dir: Path,
     *,
     crash: bool = False,
@@ -72,8 +72,8 @@ def callbacks(
 ) -> list[str]:
     """The ``--trainer.callbacks`` of one run, instead of the config's.
 
-    A checkpoint every ``checkpoint_step`` global steps (and ``last.ckpt``), the
-    case's annealing, a crash at ``checkpoint_step`` if asked, then ``extra``.
+    A checkpoint every ``checkpoint_step`` global steps (and ``last.ckpt``), a crash
+    at ``checkpoint_step`` if asked, then ``extra``.
 
     RandomState is a CLI default, added to these. The list is emptied first:
     jsonargparse merges a new list of the same length into the old one item by item,
@@ -90,8 +90,6 @@ def callbacks(
             },
         }
     ]
-    if case == "gs_annealing":
-        chosen.append({"class_path": "TemperatureAnnealing", "init_args": ANNEALING})
     if crash:
         crash_callback = {"step": checkpoint_step}
         chosen.append({"class_path": "tests.test_resume.CrashAtStep", "init_args": crash_callback})
@@ -114,7 +112,7 @@ def fit_case(
         tmp_path / "data",
         *estimator_overrides(family, case),
         f"--trainer.max_steps={TOTAL_STEPS}",
-        *callbacks(case, tmp_path / checkpoint_dir, **callback_options),
+        *callbacks(tmp_path / checkpoint_dir, **callback_options),
         *extra,
     )
     return run_cli("fit", *args)
@@ -168,8 +166,9 @@ def test_resume_after_a_crash_continues_exactly_like_the_uninterrupted_run(
 
     if case == "gs_annealing":
         (tau, *others) = buffers(straight, "estimator.tau")
-        last_update = TOTAL_STEPS - 1 - (TOTAL_STEPS - 1) % ANNEALING["interval"]
-        assert tau.item() == pytest.approx(math.exp(-ANNEALING["rate"] * last_update))
+        # the temperature after TOTAL_STEPS steps, updated every anneal_interval steps
+        last_update = TOTAL_STEPS - TOTAL_STEPS % ANNEALING["anneal_interval"]
+        assert tau.item() == pytest.approx(math.exp(-ANNEALING["anneal_rate"] * last_update))
         assert all(torch.equal(other, tau) for other in others)
     else:
         for baseline in buffers(straight, "estimator.baseline_value"):
@@ -247,7 +246,6 @@ def test_resume_of_an_rl_run_continues_its_counters_statistics_and_schedule(run_
             family,
             tmp_path / "data",
             *callbacks(
-                "rl",
                 tmp_path / checkpoint_dir,
                 crash=crash,
                 checkpoint_step=crash_rollout * steps_per_rollout,

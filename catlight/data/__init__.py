@@ -1,5 +1,6 @@
 """LightningDataModules and the data utilities behind them."""
 
+from catlight.data.checks import BadDataFileError
 from catlight.data.download import DataFileError, ensure_file
 from catlight.data.idx import read_idx
 from catlight.data.images import (
@@ -22,6 +23,7 @@ from catlight.data.tensor_loader import TensorLoader
 
 __all__ = [
     "Agent",
+    "BadDataFileError",
     "BinarizedMNISTDataModule",
     "DataFileError",
     "Episodes",

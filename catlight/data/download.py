@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
+
+from catlight.data.cache import can_write_to, write_atomically
 
 __all__ = ["DataFileError", "ensure_file", "sha256sum"]
 
@@ -27,13 +29,16 @@ def sha256sum(path: Path, chunk_size: int = 1 << 20) -> str:
 def ensure_file(path: Path, url: str, sha256: str | None, download: bool) -> Path:
     """Return ``path``, downloading it from ``url`` first if it is missing.
 
-    The download goes to a temporary name and is renamed only after its checksum
-    matches, so an interrupted download never leaves a corrupt file behind.
+    The download goes to a unique temporary name and is renamed only after its
+    checksum matches, so an interrupted download never leaves a corrupt file behind
+    and two processes downloading the same file at once do not collide. Nothing is
+    created (not even the folder) unless the download starts.
 
     Raises:
         DataFileError: if the file is missing and ``download`` is False, the download
-            fails (e.g. offline), or the checksum does not match. The message names the
-            file that was looked for and how to get it.
+            fails (e.g. offline), the folder is not writable, or the checksum does
+            not match. The message names the file that was looked for and how to get
+            it.
     """
     path = Path(path)
     if path.exists():
@@ -43,20 +48,40 @@ def ensure_file(path: Path, url: str, sha256: str | None, download: bool) -> Pat
     )
     if not download:
         raise DataFileError(f"missing data file {path}; downloads are off: {how_to_get}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out)
+        response = urllib.request.urlopen(url, timeout=60)
     except (urllib.error.URLError, OSError) as error:
-        partial.unlink(missing_ok=True)
         raise DataFileError(
             f"missing data file {path} and the download failed ({error}): {how_to_get}"
         ) from error
-    if sha256 is not None and (actual := sha256sum(partial)) != sha256:
-        partial.unlink(missing_ok=True)
-        raise DataFileError(
-            f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; {how_to_get}"
-        )
-    partial.rename(path)
+    with response:
+        if not can_write_to(path.parent):
+            raise DataFileError(
+                f"missing data file {path}, and {path.parent} is not writable, so it "
+                f"cannot be downloaded there: {how_to_get}"
+            )
+        try:
+            write_atomically(path, lambda file: _copy_verified(response, file, url, sha256))
+        except (urllib.error.URLError, OSError) as error:
+            raise DataFileError(
+                f"missing data file {path} and the download failed ({error}): {how_to_get}"
+            ) from error
+        except _ChecksumMismatch as error:
+            raise DataFileError(f"{error}; {how_to_get}") from error
     return path
+
+
+class _ChecksumMismatch(ValueError):
+    """The downloaded bytes do not have the expected SHA-256."""
+
+
+def _copy_verified(source: BinaryIO, target: BinaryIO, url: str, sha256: str | None) -> None:
+    """Copy ``source`` into ``target``, raising :class:`_ChecksumMismatch` on a bad hash."""
+    digest = hashlib.sha256()
+    while chunk := source.read(1 << 20):
+        digest.update(chunk)
+        target.write(chunk)
+    if sha256 is not None and (actual := digest.hexdigest()) != sha256:
+        raise _ChecksumMismatch(
+            f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}"
+        )

@@ -9,6 +9,7 @@ labelled sets; ``images`` is float32 ``(B, 784)`` with values in ``{0, 1}`` (or 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from catlight.data.cache import can_write_to, write_atomically
+from catlight.data.checks import BadDataFileError, check_array, load_npz
 from catlight.data.download import DataFileError, ensure_file
 from catlight.data.idx import read_idx
 from catlight.data.tensor_data_module import Split, TensorDataModule
@@ -44,6 +47,11 @@ class ImageDataModule(TensorDataModule):
         on_device: keep the data on the training device (no DataLoader workers).
         train_size: use only the first ``train_size`` training examples (quick runs).
         seed: seed of the shuffling.
+
+    Raises:
+        ValueError: for a batch size or ``train_size`` below 1; at setup, a
+            :class:`~catlight.data.checks.BadDataFileError` naming the file if what
+            it holds has the wrong shape, dtype or values, or a split is empty.
     """
 
     def __init__(
@@ -61,6 +69,10 @@ class ImageDataModule(TensorDataModule):
             raise ValueError(
                 f"{type(self).__name__}: batch_size and eval_batch_size must be >= 1, "
                 f"got {batch_size} and {eval_batch_size}"
+            )
+        if train_size is not None and train_size < 1:
+            raise ValueError(
+                f"{type(self).__name__}: train_size must be >= 1 or None (all), got {train_size}"
             )
         self.data_dir = Path(data_dir)
         self.download = download
@@ -108,7 +120,10 @@ class BinarizedMNISTDataModule(ImageDataModule):
     50,000 / 10,000 / 10,000 images, no labels. Reads ``binarized_mnist.npz`` (arrays
     ``train``, ``valid``, ``test`` of shape ``(n, 784)``) from ``data_dir`` when present,
     else the three ``binarized_mnist_{train,valid,test}.amat`` text files, downloading
-    them (checksummed) when missing. The parsed arrays are cached as the ``.npz``.
+    them (checksummed) when missing. The parsed arrays are cached as the ``.npz``
+    (written under a unique temporary name, then renamed); when ``data_dir`` cannot
+    be written, the ``.amat`` files are read at every start, with a warning. Every
+    array is checked: shape ``(n, 784)`` with ``n >= 1``, values exactly 0 or 1.
 
     Batches: ``(images,)`` with images float32 ``(B, 784)`` in ``{0, 1}``.
     """
@@ -120,17 +135,30 @@ class BinarizedMNISTDataModule(ImageDataModule):
         npz_path = self.data_dir / self.npz_name
         if npz_path.exists():
             return
-        arrays = self._read_amat_files()
-        partial = npz_path.with_name(npz_path.name + ".part.npz")
-        np.savez(partial, **arrays)
-        partial.rename(npz_path)
+        if self.data_dir.is_dir() and not can_write_to(self.data_dir):
+            warnings.warn(
+                f"{self.data_dir} is not writable: the .amat files will be read without "
+                f"caching them as {self.npz_name}, at every start",
+                stacklevel=2,
+            )
+            return
+        arrays = {split: array for split, (_, array) in self._read_amat_files().items()}
+        write_atomically(npz_path, lambda file: np.savez(file, **arrays))
 
-    def _read_amat_files(self) -> dict[str, np.ndarray]:
+    def _read_amat_files(self) -> dict[str, tuple[Path, np.ndarray]]:
+        """Each split's ``.amat`` path and its checked images, downloading when missing."""
         arrays = {}
         for split, checksum in _AMAT_SHA256.items():
             name = f"binarized_mnist_{split}.amat"
-            path = ensure_file(self.data_dir / name, _AMAT_URL + name, checksum, self.download)
-            arrays[split] = _read_amat(path)
+            try:
+                path = ensure_file(self.data_dir / name, _AMAT_URL + name, checksum, self.download)
+            except DataFileError as error:
+                raise DataFileError(
+                    f"{error}; or put {self.npz_name} (arrays train, valid, test of 0/1 "
+                    f"values, shape (n, 784)) in {self.data_dir}"
+                ) from error
+            arrays[split] = (path, _read_amat(path))
+            _check_binary_images(path, f"split {split!r}", arrays[split][1])
         return arrays
 
     def load_splits(self) -> dict[str, Split]:
@@ -138,15 +166,19 @@ class BinarizedMNISTDataModule(ImageDataModule):
         npz_path = self.data_dir / self.npz_name
         if not npz_path.exists():
             arrays = self._read_amat_files()
-            return {split: (torch.from_numpy(array),) for split, array in arrays.items()}
-        with np.load(npz_path) as archive:
-            missing = {"train", "valid", "test"} - set(archive.files)
-            if missing:
-                raise DataFileError(f"{npz_path} lacks the arrays {sorted(missing)}")
-            return {
-                split: (torch.from_numpy(archive[split].astype(np.uint8)),)
-                for split in ("train", "valid", "test")
-            }
+            return {split: (torch.from_numpy(array),) for split, (_, array) in arrays.items()}
+        how_to_fix = "delete it to rebuild it from the .amat files"
+        arrays = load_npz(npz_path, list(_AMAT_SHA256), how_to_fix)
+        for split, array in arrays.items():
+            _check_binary_images(npz_path, f"array {split!r}", array)
+        return {
+            split: (torch.from_numpy(array.astype(np.uint8)),) for split, array in arrays.items()
+        }
+
+
+def _check_binary_images(path: Path, name: str, images: np.ndarray) -> None:
+    """Binarized MNIST images: shape ``(n, 784)``, ``n >= 1``, every value 0 or 1."""
+    check_array(path, name, images, (None, 784), value_range=(0, 1), whole_numbers=True)
 
 
 def _read_amat(path: Path) -> np.ndarray:
@@ -154,7 +186,7 @@ def _read_amat(path: Path) -> np.ndarray:
     raw = np.frombuffer(path.read_bytes(), dtype=np.uint8)
     line_length = 2 * 784  # digit + separator (space, or the newline at the end)
     if raw.size % line_length or not set(np.unique(raw[0::2])) <= {ord("0"), ord("1")}:
-        raise ValueError(f"{path} is not a binarized MNIST .amat file")
+        raise BadDataFileError(f"{path} is not a binarized MNIST .amat file")
     return (raw[0::2] - ord("0")).reshape(-1, 784)
 
 
@@ -236,12 +268,21 @@ class MNISTDataModule(ImageDataModule):
             ensure_file(self._path(key), self.url + name, self.checksums[key], self.download)
 
     def load_splits(self) -> dict[str, Split]:
-        """Read the IDX files; binarize once when the binarization is fixed."""
+        """Read and check the IDX files; binarize once when the binarization is fixed."""
         self.prepare_data()
-        arrays = {key: read_idx(self._path(key)) for key in _IDX_FILES}
+        arrays = {key: self._read_checked(key) for key in _IDX_FILES}
+        for split in ("train", "test"):
+            num_images, num_labels = (
+                len(arrays[f"{split}_{kind}"]) for kind in ("images", "labels")
+            )
+            if num_images != num_labels:
+                raise BadDataFileError(
+                    f"{self._path(split + '_images')} holds {num_images} images but "
+                    f"{self._path(split + '_labels')} holds {num_labels} labels"
+                )
         images = {
-            "train": torch.from_numpy(arrays["train_images"].reshape(-1, 784).copy()),
-            "test": torch.from_numpy(arrays["test_images"].reshape(-1, 784).copy()),
+            "train": torch.from_numpy(arrays["train_images"].reshape(-1, 784).astype(np.uint8)),
+            "test": torch.from_numpy(arrays["test_images"].reshape(-1, 784).astype(np.uint8)),
         }
         labels = {
             "train": torch.from_numpy(arrays["train_labels"].astype(np.int64)),
@@ -264,6 +305,16 @@ class MNISTDataModule(ImageDataModule):
             "valid": (images["train"][cut:], labels["train"][cut:]),
             "test": (images["test"], labels["test"]),
         }
+
+    def _read_checked(self, key: str) -> np.ndarray:
+        """One IDX file: images ``(n, 28, 28)`` in [0, 255], or labels ``(n,)`` in [0, 9]."""
+        path = self._path(key)
+        array = read_idx(path)
+        if key.endswith("images"):
+            check_array(path, "images", array, (None, 28, 28), (0, 255), whole_numbers=True)
+        else:
+            check_array(path, "labels", array, (None,), (0, 9), whole_numbers=True)
+        return array
 
     def to_float(self, batch: Split) -> Split:
         """Bytes to float images, binarized as configured."""

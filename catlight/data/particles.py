@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
@@ -32,7 +32,8 @@ import torch
 from jsonargparse import ArgumentParser
 from torch import Tensor
 
-from catlight.data.download import DataFileError
+from catlight.data.cache import can_write_to, write_atomically
+from catlight.data.checks import check_array, load_npz
 from catlight.data.simulation import Graph, ParticleSystem, System
 from catlight.data.tensor_data_module import TensorDataModule
 
@@ -197,15 +198,26 @@ class ParticlesDataModule(TensorDataModule):
         return self.data_dir / name
 
     def prepare_data(self) -> None:
-        """Simulate every split and write the cache, unless it exists (rank 0 only)."""
+        """Simulate every split and write the cache, unless it exists (rank 0 only).
+
+        The cache is written under a unique temporary name and renamed, so two runs
+        simulating the same data set at once both succeed. When ``data_dir`` cannot
+        be written, nothing is simulated here (a warning says so) and :meth:`setup`
+        simulates the data in memory.
+        """
         path = self.cache_path
         if path.exists():
             return
+        if not can_write_to(self.data_dir):
+            warnings.warn(
+                f"{self.data_dir} is not writable: {path.name} will be simulated in memory "
+                "without caching it, at every start",
+                stacklevel=2,
+            )
+            return
         arrays = self.simulate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.part.npz")  # rename is atomic
-        np.savez(partial, settings=json.dumps(self.settings(), sort_keys=True), **arrays)
-        partial.rename(path)
+        settings = json.dumps(self.settings(), sort_keys=True)
+        write_atomically(path, lambda file: np.savez(file, settings=settings, **arrays))
 
     def simulate(self, quiet: bool = False) -> dict[str, np.ndarray]:
         """Run the simulations of the three splits, reporting progress on stderr.
@@ -231,17 +243,21 @@ class ParticlesDataModule(TensorDataModule):
         return arrays
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the cache (simulating it first if missing) and normalise every split."""
+        """Load and check the cache (simulating it first if missing); normalise the splits.
+
+        Raises:
+            BadDataFileError: naming the cache file if it cannot be read, lacks an
+                array, or holds arrays of the wrong shape, non-finite trajectories or
+                edge types out of range.
+        """
         if self.splits:
             return
         if not self.cache_path.exists():
             self.prepare_data()
-        with np.load(self.cache_path) as archive:
-            missing = {f"{split}_{kind}" for split in SPLITS for kind in ("trajectories", "edges")}
-            missing -= set(archive.files)
-            if missing:
-                raise DataFileError(f"{self.cache_path} lacks the arrays {sorted(missing)}")
-            arrays = {name: archive[name] for name in archive.files if name != "settings"}
+        if self.cache_path.exists():
+            arrays = self._read_cache()
+        else:
+            arrays = self.simulate()
         positions, velocities = np.split(arrays["train_trajectories"], 2, axis=-1)
         self.position_min, self.position_max = float(positions.min()), float(positions.max())
         self.velocity_min, self.velocity_max = float(velocities.min()), float(velocities.max())
@@ -249,6 +265,21 @@ class ParticlesDataModule(TensorDataModule):
             trajectories = torch.from_numpy(arrays[f"{split}_trajectories"])
             edges = torch.from_numpy(arrays[f"{split}_edges"].astype(np.int64))
             self.splits[split] = (self.normalize(trajectories), edges)
+
+    def _read_cache(self) -> dict[str, np.ndarray]:
+        """The cached arrays, checked against this data module's settings."""
+        path = self.cache_path
+        names = [f"{split}_{kind}" for split in SPLITS for kind in ("trajectories", "edges")]
+        arrays = load_npz(path, names, "delete it to simulate it again")
+        for split in SPLITS:
+            trajectories = arrays[f"{split}_trajectories"]
+            shape = (self.sizes[split], self.num_particles, self.steps[split], 4)
+            check_array(path, f"array '{split}_trajectories'", trajectories, shape)
+            edges = arrays[f"{split}_edges"]
+            shape = (self.sizes[split], self.num_edges)
+            edge_range = (0, self.num_edge_types - 1)
+            check_array(path, f"array '{split}_edges'", edges, shape, edge_range, True)
+        return arrays
 
     def _scale(self) -> tuple[Tensor, Tensor]:
         """Per-feature ``(low, high)`` of the normalisation, shape ``(4,)`` each."""

@@ -220,9 +220,10 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
         """Unlabeled batches of ``batch_size``, each with ``labeled_batch_size`` labeled.
 
         Raises:
-            ValueError: if a process gets fewer labeled images than ``labeled_batch_size``.
+            ValueError: if a process gets fewer labeled images than ``labeled_batch_size``
+                or fewer unlabeled images than ``batch_size``.
         """
-        unlabeled = self._loader("train", train=True)
+        unlabeled = self._training_loader("train")
         labeled = self._loader("labeled", train=True)
         batch_size = self.labeled_batch_size or labeled.num_examples
         if labeled.num_examples < batch_size:

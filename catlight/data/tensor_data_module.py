@@ -56,8 +56,25 @@ class TensorDataModule(LightningDataModule):
         self.splits[split] = loader.tensors  # moved to the device once
         return loader
 
+    def _training_loader(self, split: str) -> TensorLoader:
+        """Shuffled batches of ``split`` for training; an error if there is none.
+
+        Raises:
+            ValueError: if the split gives no batch (fewer examples per process than
+                ``batch_size``, the last incomplete batch being dropped): the run would
+                otherwise end at once, untrained.
+        """
+        loader = self._loader(split, train=True)
+        if len(loader) == 0:
+            raise ValueError(
+                f"{type(self).__name__}: the training split gives no batch: "
+                f"{loader.num_examples} examples per process (of {loader.world_size}) "
+                f"and batch_size = {loader.batch_size}; lower batch_size or use more data"
+            )
+        return loader
+
     def train_dataloader(self) -> TensorLoader:  # noqa: D102
-        return self._loader("train", train=True)
+        return self._training_loader("train")
 
     def val_dataloader(self) -> TensorLoader:  # noqa: D102
         return self._loader("valid", train=False)

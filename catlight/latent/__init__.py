@@ -17,6 +17,7 @@ from catlight.latent.layer import DiscreteLatent
 from catlight.latent.parameterizations import Catnat, Parameterization, Softmax
 from catlight.latent.sample import LatentSample
 from catlight.latent.structured import StructuredLatent
+from catlight.latent.validation import set_default_validate_args
 
 __all__ = [
     "CARMS",
@@ -36,4 +37,5 @@ __all__ = [
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
     "StructuredLatent",
+    "set_default_validate_args",
 ]

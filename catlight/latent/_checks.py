@@ -12,8 +12,9 @@ def check_num_categories(num_categories: int) -> None:
 
 
 def check_positive(owner: str, name: str, value: float) -> None:
-    """Raise a ValueError unless ``value`` is a finite number > 0."""
-    if not (isinstance(value, (int, float)) and value > 0 and value != float("inf")):
+    """Raise a ValueError unless ``value`` is a finite number > 0 (a bool is not)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and value > 0 and value != float("inf")):
         raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
 
 

@@ -10,6 +10,12 @@ from catlight.latent._checks import check_num_categories
 from catlight.latent.estimators import Estimator
 from catlight.latent.parameterizations import Parameterization
 from catlight.latent.sample import LatentSample
+from catlight.latent.validation import (
+    check_mask,
+    check_scores,
+    check_support,
+    default_validate_args,
+)
 
 __all__ = ["DiscreteLatent", "LatentSample"]
 
@@ -22,6 +28,11 @@ class DiscreteLatent(nn.Module):
     ``E_q[cost]``. Both are chosen in configuration, never in model code. All
     sampling runs in float32, also under autocast.
 
+    Estimator state (an annealed temperature, a moving-average baseline) advances
+    only in :meth:`step`: call ``layer.step()`` once after every ``optimizer.step()``.
+    catlight's LightningModules (and any model trained through the ``catlight`` CLI)
+    do that through the :class:`~catlight.callbacks.EstimatorStep` callback.
+
     Args:
         num_categories: K >= 2.
         parameterization: e.g. :class:`~catlight.latent.Softmax` or
@@ -30,14 +41,31 @@ class DiscreteLatent(nn.Module):
             :class:`~catlight.latent.LeaveOneOut`. ``None`` makes a layer that only
             gives :meth:`log_probs` and :meth:`distribution` (an RL policy head, whose
             gradient comes from the algorithm's own loss), and cannot be called.
+        validate_args: check every input: a NaN or +inf score (or a -inf one where the
+            parameterization cannot mask with it) is a ValueError that names the
+            layer, how many entries are bad and where the first one is, and so is a
+            row with no allowed category. ``None``: the global default, see
+            :func:`~catlight.latent.set_default_validate_args` (on unless changed).
+            ``False`` skips the checks (one reduction and one host-device
+            synchronisation per call) and leaves bad input undefined.
+
+    Masking: ``mask`` (in :meth:`forward`, :meth:`log_probs`, :meth:`distribution`)
+    is a bool tensor, True where a category is allowed. It is applied to the
+    normalized log-probabilities after the parameterization (masked categories get
+    -inf, the allowed ones are renormalized), so it means the same for every
+    parameterization and every estimator: no sample lands on a masked category,
+    :meth:`LatentSample.kl` compares with the prior restricted to the allowed
+    categories. With Softmax a -inf score masks its category too.
 
     Raises:
         ValueError: if ``num_categories < 2``, if the estimator cannot serve K
-            categories, or (in forward) if the scores do not end in ``num_scores`` or
-            the layer has no estimator.
+            categories, or (in forward) if the scores are not floating point or do
+            not end in ``num_scores``, the layer has no estimator, or (see
+            ``validate_args``) the scores or the mask are invalid.
 
     Shapes:
-        - scores: ``(*batch, N, num_scores)``
+        - scores: ``(*batch, N, num_scores)``, floating point
+        - mask: broadcastable to ``(*batch, N, K)``, bool
         - out.log_probs: ``(*batch, N, K)`` float32
         - out.z: ``(S, *batch, N, K)``
         - out.objective(cost): cost ``(S, *batch)`` -> ``(*batch)``
@@ -53,6 +81,9 @@ class DiscreteLatent(nn.Module):
         torch.Size([4, 32, 20, 10])
         >>> cost = (out.z * torch.arange(10.0)).sum((-2, -1))  # [S, B]
         >>> out.objective(cost).mean().backward()
+        >>> optimizer = torch.optim.SGD([scores], lr=0.1)
+        >>> optimizer.step()
+        >>> layer.step()  # once per optimisation step: advances the estimator's state
     """
 
     def __init__(
@@ -60,6 +91,7 @@ class DiscreteLatent(nn.Module):
         num_categories: int,
         parameterization: Parameterization,
         estimator: Estimator | None = None,
+        validate_args: bool | None = None,
     ) -> None:
         super().__init__()
         check_num_categories(num_categories)
@@ -78,6 +110,7 @@ class DiscreteLatent(nn.Module):
         self.num_categories = num_categories
         self.parameterization = parameterization
         self.estimator = estimator
+        self.validate_args = validate_args
 
     @property
     def num_scores(self) -> int:
@@ -88,18 +121,43 @@ class DiscreteLatent(nn.Module):
         """Settings shown in the module's repr."""
         return f"num_categories={self.num_categories}"
 
-    def log_probs(self, scores: Tensor) -> Tensor:
-        """Normalized float32 log-probabilities. ``(*batch, N, M) -> (*batch, N, K)``."""
+    @property
+    def checks_input(self) -> bool:
+        """Whether this layer validates its scores and masks (see ``validate_args``)."""
+        return default_validate_args() if self.validate_args is None else self.validate_args
+
+    def log_probs(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Normalized float32 log-probabilities, -inf on masked categories.
+
+        Shapes:
+            - scores: ``(*batch, N, M)``
+            - mask: broadcastable to ``(*batch, N, K)``, True where allowed
+            - output: ``(*batch, N, K)``
+
+        Raises:
+            ValueError: see the class docstring.
+        """
+        owner = f"DiscreteLatent(K={self.num_categories}, {type(self.parameterization).__name__})"
         if scores.dim() < 2 or scores.shape[-1] != self.num_scores:
             raise ValueError(
-                f"DiscreteLatent: scores must have shape (*batch, N, num_scores) with "
-                f"num_scores = {self.num_scores} ({type(self.parameterization).__name__}, "
-                f"K = {self.num_categories}), got {tuple(scores.shape)}"
+                f"{owner}: scores must have shape (*batch, N, num_scores) with "
+                f"num_scores = {self.num_scores}, got {tuple(scores.shape)}"
             )
+        if not scores.is_floating_point():
+            raise ValueError(f"{owner}: scores must be floating point, got {scores.dtype}")
+        if self.checks_input:
+            check_scores(owner, scores, self.parameterization.negative_infinity_masks)
         with _float32(scores):
-            return self.parameterization(scores.float())
+            log_probs = self.parameterization(scores.float())
+            if mask is None:
+                return log_probs
+            check_mask(owner, mask, log_probs.shape)
+            masked = log_probs.masked_fill(~mask, float("-inf"))
+            if self.checks_input:
+                check_support(owner, masked)
+            return masked - masked.logsumexp(-1, keepdim=True)
 
-    def forward(self, scores: Tensor) -> LatentSample:
+    def forward(self, scores: Tensor, mask: Tensor | None = None) -> LatentSample:
         """Samples and the estimator's objective. See the class docstring for shapes."""
         if self.estimator is None:
             raise ValueError(
@@ -107,13 +165,18 @@ class DiscreteLatent(nn.Module):
                 "gradient; give it one (e.g. estimator=GumbelSoftmax()) or use "
                 "log_probs / distribution"
             )
-        log_probs = self.log_probs(scores)
+        log_probs = self.log_probs(scores, mask)
         with _float32(scores):
             return self.estimator(log_probs)
 
-    def distribution(self, scores: Tensor) -> Categorical:
+    def step(self) -> None:
+        """Advance the estimator's state by one optimisation step (see the class doc)."""
+        if self.estimator is not None:
+            self.estimator.step()
+
+    def distribution(self, scores: Tensor, mask: Tensor | None = None) -> Categorical:
         """``Categorical(logits=log_probs)`` with batch shape ``(*batch, N)``."""
-        return Categorical(logits=self.log_probs(scores))
+        return Categorical(logits=self.log_probs(scores, mask))
 
 
 def _float32(tensor: Tensor) -> torch.autocast:

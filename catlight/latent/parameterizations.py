@@ -24,7 +24,13 @@ __all__ = ["Catnat", "Parameterization", "Softmax"]
 
 
 class Parameterization(nn.Module):
-    """Base class: maps scores to normalized log-probabilities over K categories."""
+    """Base class: maps scores to normalized log-probabilities over K categories.
+
+    ``negative_infinity_masks``: whether a -inf score means "this category is
+    impossible" (true when each score belongs to one category).
+    """
+
+    negative_infinity_masks = False
 
     def num_scores(self, num_categories: int) -> int:
         """Number of scores the network must output for ``num_categories`` categories."""
@@ -55,6 +61,8 @@ class Softmax(Parameterization):
         >>> Softmax()(torch.zeros(3)).exp()
         tensor([0.3333, 0.3333, 0.3333])
     """
+
+    negative_infinity_masks = True
 
     def num_scores(self, num_categories: int) -> int:
         """K scores for K categories."""
@@ -87,7 +95,9 @@ class Catnat(Parameterization):
       constant, ``P(reach i) (pi / width)^2``. Branch probabilities are kept in
       ``[1e-6, 1 - 1e-6]`` so that log-probabilities stay finite.
 
-    Any ``K >= 2`` works, not only powers of two.
+    Any ``K >= 2`` works, not only powers of two. A score decides a branch, not a
+    category, so it cannot mask with -inf: to remove categories, give
+    :class:`~catlight.latent.DiscreteLatent` a ``mask``.
 
     Args:
         activation: ``"natural"`` or ``"sigmoid"``.

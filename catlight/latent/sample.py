@@ -72,6 +72,9 @@ class LatentSample:
     def kl(self, prior_log_probs: Tensor | None = None) -> Tensor:
         """KL(q || prior) for each variable, uniform prior by default.
 
+        Under a mask (categories of log-probability -inf) the prior is restricted to
+        the allowed categories and renormalized; see :func:`categorical_kl`.
+
         Shapes:
             - prior_log_probs: broadcastable to ``(*batch, N, K)``, normalized
             - output: ``(*batch, N)``
@@ -90,6 +93,11 @@ def categorical_kl(log_probs: Tensor, prior_log_probs: Tensor | None = None) -> 
     """KL(q || prior) between categorical distributions, uniform prior by default.
 
     Categories of probability 0 contribute 0 (with a zero gradient, not NaN).
+    Categories whose log-probability is exactly -inf (masked ones) are outside the
+    support: the prior is restricted to the others and renormalized there, so the
+    default prior is uniform over the allowed categories, ``log |allowed| - H(q)``.
+    A category of probability 0 that is not masked (an underflow) stays in the
+    support.
 
     Shapes:
         - log_probs: ``(*batch, K)``, normalized
@@ -100,14 +108,18 @@ def categorical_kl(log_probs: Tensor, prior_log_probs: Tensor | None = None) -> 
         ValueError: if the prior does not have K categories.
     """
     num_categories = log_probs.shape[-1]
+    masked = log_probs == -math.inf
     if prior_log_probs is None:
-        return math.log(num_categories) - categorical_entropy(log_probs)
+        allowed = num_categories - masked.sum(-1)
+        return allowed.log() - categorical_entropy(log_probs)
     if prior_log_probs.shape[-1] != num_categories:
         raise ValueError(
             f"kl: prior_log_probs must end in K = {num_categories} "
             f"categories, got shape {tuple(prior_log_probs.shape)}"
         )
-    log_ratio = _finite(log_probs) - _finite(prior_log_probs.float())
+    prior_log_probs = prior_log_probs.float().masked_fill(masked, -math.inf)
+    prior_log_probs = prior_log_probs - prior_log_probs.logsumexp(-1, keepdim=True)
+    log_ratio = _finite(log_probs) - _finite(prior_log_probs)
     return (log_probs.exp() * log_ratio).sum(-1)
 
 

@@ -16,7 +16,7 @@ from torchmetrics.functional import explained_variance
 from catlight.data.rl import Episodes, Rollout
 from catlight.latent import DiscreteLatent, Softmax
 from catlight.models.advantages import generalized_advantages
-from catlight.models.hparams import save_hyperparameters
+from catlight.models.latent_model import LatentModelMixin
 from catlight.models.networks import Activation, mlp
 from catlight.models.observation_normalizer import ObservationNormalizer
 from catlight.models.policy_losses import actor_critic_loss
@@ -24,7 +24,7 @@ from catlight.models.policy_losses import actor_critic_loss
 __all__ = ["ActorCritic"]
 
 
-class ActorCritic(LightningModule):
+class ActorCritic(LatentModelMixin, LightningModule):
     r"""PPO or A2C on a categorical policy ``pi(a|s) = latent.distribution(actor(s))``.
 
     The actor outputs ``latent.num_scores`` scores per state (K for Softmax, K - 1
@@ -126,7 +126,7 @@ class ActorCritic(LightningModule):
         )
         if shared_network and not hidden_sizes:
             raise ValueError("ActorCritic: shared_network needs hidden_sizes, got none")
-        save_hyperparameters(self)
+        self.save_hyperparameters()
         self.automatic_optimization = False
         self.latent = latent if latent is not None else DiscreteLatent(2, Softmax())
         self.observation_size = observation_size

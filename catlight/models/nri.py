@@ -13,7 +13,7 @@ from torch import Tensor
 from catlight.data.particles import fully_connected_edge_index
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.structured import StructuredLatent
-from catlight.models.hparams import save_hyperparameters
+from catlight.models.latent_model import LatentModelMixin
 from catlight.models.nri_decoder import MLPDecoder, RNNDecoder
 from catlight.models.nri_edge_latents import EdgeLatent, EdgePosterior
 from catlight.models.nri_edge_latents import edge_latent as make_edge_latent
@@ -39,7 +39,7 @@ def gaussian_nll(predictions: Tensor, targets: Tensor, variance: float) -> Tenso
     return squared_errors.sum((-3, -2, -1)) / (2 * variance)
 
 
-class NRI(LightningModule):
+class NRI(LatentModelMixin, LightningModule):
     r"""Infer the interaction graph of a particle system while learning its dynamics.
 
     ``trajectories (B, N, T, D) -> encoder -> edge-type scores (B, E, num_scores) ->
@@ -151,7 +151,7 @@ class NRI(LightningModule):
                 "NRI: need 0 < sparse_prior_first < 1, variance > 0 and 0 <= dropout < 1, got "
                 f"{sparse_prior_first}, {variance} and {dropout}"
             )
-        save_hyperparameters(self)
+        self.save_hyperparameters()
         if latent is None:
             latent = DiscreteLatent(2, Softmax(), GumbelSoftmax(tau=0.5))
         self.edge_latent: EdgeLatent = make_edge_latent(latent, prior, sparse_prior_first)

@@ -12,14 +12,14 @@ from torch import Tensor, nn
 
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.estimators.base import sample_categories
-from catlight.models.hparams import save_hyperparameters
+from catlight.models.latent_model import LatentModelMixin
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp
 
 __all__ = ["StructuredOutputPrediction"]
 
 
-class StructuredOutputPrediction(LightningModule):
+class StructuredOutputPrediction(LatentModelMixin, LightningModule):
     r"""A stochastic network ``x_top -> z_1 -> ... -> z_L -> x_bottom`` (Jang et al. 2017).
 
     Each of the ``num_layers`` stochastic layers has N categorical variables of K
@@ -80,7 +80,7 @@ class StructuredOutputPrediction(LightningModule):
             raise ValueError(
                 f"StructuredOutputPrediction: image_size must be even, got {image_size}"
             )
-        save_hyperparameters(self)
+        self.save_hyperparameters()
         latent = latent if latent is not None else DiscreteLatent(10, Softmax(), GumbelSoftmax())
         self.latents = nn.ModuleList(
             [latent] + [copy.deepcopy(latent) for _ in range(num_layers - 1)]

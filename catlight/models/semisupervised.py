@@ -14,15 +14,15 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from catlight.latent import DiscreteLatent, Exact, Softmax
 from catlight.latent.sample import categorical_kl
-from catlight.models.hparams import save_hyperparameters
 from catlight.models.image_networks import Architecture, image_decoder, image_features
+from catlight.models.latent_model import LatentModelMixin
 from catlight.models.likelihood import bernoulli_nll
 from catlight.models.networks import Activation, activation_layer, mlp
 
 __all__ = ["SemiSupervisedVAE", "confusion_image"]
 
 
-class SemiSupervisedVAE(LightningModule):
+class SemiSupervisedVAE(LatentModelMixin, LightningModule):
     r"""Kingma et al.'s M2: ``p(y) p(z) p(x|y,z)`` with ``q(y|x)`` and ``q(z|x,y)``.
 
     The label ``y`` is a :class:`~catlight.latent.DiscreteLatent` with one variable of
@@ -95,7 +95,7 @@ class SemiSupervisedVAE(LightningModule):
                 raise ValueError(f"SemiSupervisedVAE: {name} must be >= 1, got {value}")
         if alpha is not None and alpha < 0:
             raise ValueError(f"SemiSupervisedVAE: alpha must be >= 0 or None, got {alpha}")
-        save_hyperparameters(self)
+        self.save_hyperparameters()
         self.latent = latent if latent is not None else DiscreteLatent(10, Softmax(), Exact())
         self.num_classes = self.latent.num_categories
         self.latent_size = latent_size

@@ -12,14 +12,14 @@ from torch import Tensor, nn
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.estimators.base import sample_categories
 from catlight.latent.sample import categorical_kl
-from catlight.models.hparams import save_hyperparameters
+from catlight.models.latent_model import LatentModelMixin
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp
 
 __all__ = ["CategoricalVAE"]
 
 
-class CategoricalVAE(LightningModule):
+class CategoricalVAE(LatentModelMixin, LightningModule):
     r"""A VAE with N categorical latent variables of K categories and a Bernoulli decoder.
 
     ``x -> encoder -> scores (B, N, num_scores) -> DiscreteLatent -> z (S, B, N, K) ->
@@ -72,7 +72,7 @@ class CategoricalVAE(LightningModule):
         ]:
             if value < 1:
                 raise ValueError(f"CategoricalVAE: {name} must be >= 1, got {value}")
-        save_hyperparameters(self)
+        self.save_hyperparameters()
         self.latent = (
             latent if latent is not None else DiscreteLatent(10, Softmax(), GumbelSoftmax())
         )

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from catlight.data import (
+    BadDataFileError,
     BinarizedMNISTDataModule,
     DataFileError,
     FashionMNISTDataModule,
@@ -124,7 +125,7 @@ def test_binarized_mnist_missing_data_offline_names_the_file(tmp_path):
 def test_binarized_mnist_npz_without_a_split_is_an_error(tmp_path):
     np.savez(tmp_path / "binarized_mnist.npz", train=binary_images(2, 0), test=binary_images(2, 1))
     data = BinarizedMNISTDataModule(data_dir=str(tmp_path), download=False)
-    with pytest.raises(DataFileError, match=r"lacks the arrays \['valid'\]"):
+    with pytest.raises(BadDataFileError, match=r"lacks the arrays \['valid'\]"):
         data.setup()
 
 

@@ -11,7 +11,7 @@ import torch
 
 from catlight.cli import main
 from catlight.data import (
-    DataFileError,
+    BadDataFileError,
     ParticlesDataModule,
     ParticleSystem,
     fully_connected_edge_index,
@@ -300,7 +300,7 @@ def test_normalisation_needs_the_training_set(tmp_path):
 def test_data_module_reports_a_cache_without_its_arrays(tmp_path):
     data = tiny_data(tmp_path)
     np.savez(data.cache_path, train_trajectories=np.zeros((1, 5, 6, 4), np.float32))
-    with pytest.raises(DataFileError, match="lacks the arrays"):
+    with pytest.raises(BadDataFileError, match="lacks the arrays"):
         data.setup()
 
 

@@ -7,7 +7,7 @@ from catlight.latent import CARMS, Catnat, DiscreteLatent, LeaveOneOut, Softmax
 
 
 def per_replicate_gradients(estimator, probs, cost_vectors, replicates, calls=1):
-    """Gradient estimates for the toy of REFERENCE.md: N = 1, Softmax, f(z) = z . c.
+    """Gradient estimates for the CARMS paper's toy: N = 1, Softmax, f(z) = z . c.
 
     Each of the D problems ``(probs[d], cost_vectors[d])`` is replicated ``replicates``
     times along the batch in one forward pass per call. CARMS draws its family of
@@ -48,7 +48,7 @@ def dirichlet_draws(num_categories, count, min_prob=0.05):
 
 @pytest.mark.parametrize(("num_categories", "calls"), [(2, 1), (3, 20)])
 def test_carms_has_lower_variance_than_leave_one_out(num_categories, calls):
-    # The toy of REFERENCE.md at n = 4 for 4 seeded (p, c) draws. Draws with some
+    # The CARMS paper's toy at n = 4 for 4 seeded (p, c) draws. Draws with some
     # p_k < 0.05 are skipped: as q becomes deterministic both variances vanish and
     # their ratio tends to 1, too close to resolve. Measured ratios CARMS/LOO here:
     # 0.25-0.9 (K = 2), 0.6-0.9 (K = 3). Test: log ratio + 3 SE < 0 per draw, with SE

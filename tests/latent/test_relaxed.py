@@ -1,5 +1,8 @@
 """Pathwise estimators: Gumbel-Softmax, straight-through GS, ST and ReinMax."""
 
+import itertools
+import math
+
 import pytest
 import torch
 
@@ -242,3 +245,83 @@ def test_reinmax_rejects_tau_below_one(tau):
 def test_relaxed_rejects_bad_num_samples(cls, num_samples):
     with pytest.raises(ValueError, match="num_samples"):
         cls(tau=1.0, num_samples=num_samples)
+
+
+# --- the temperature schedule of the Gumbel-Softmax estimators ------------------------
+
+ANNEALED = [GumbelSoftmax, StraightThroughGumbelSoftmax]
+
+
+@pytest.mark.parametrize("cls", ANNEALED)
+@pytest.mark.parametrize(
+    ("tau", "tau_min", "anneal_rate", "anneal_interval"),
+    [(1.0, 0.5, 1e-4, 1000), (2.0, 0.1, 0.3, 3), (1.0, 0.5, 0.0, 1)],
+)
+def test_gumbel_softmax_schedule_is_piecewise_constant_exponential(
+    cls, tau, tau_min, anneal_rate, anneal_interval
+):
+    estimator = cls(tau, tau_min=tau_min, anneal_rate=anneal_rate, anneal_interval=anneal_interval)
+    steps = [*range(40), 999, 1000, 1001, 20000, 10**6]
+    values = [estimator.temperature(step) for step in steps]
+    for step, value in zip(steps, values, strict=True):
+        updated_at = step - step % anneal_interval
+        assert value == pytest.approx(max(tau_min, tau * math.exp(-anneal_rate * updated_at)))
+    assert values[0] == tau
+    assert all(a >= b for a, b in itertools.pairwise(values))
+    assert min(values) >= tau_min
+
+
+def test_gumbel_softmax_paper_schedule_and_floor():
+    estimator = GumbelSoftmax(1.0, tau_min=0.5, anneal_rate=3e-5, anneal_interval=500)
+    assert estimator.temperature(499) == 1.0
+    assert estimator.temperature(500) == pytest.approx(math.exp(-3e-5 * 500))
+    assert estimator.temperature(10**6) == 0.5
+
+
+@pytest.mark.parametrize("cls", ANNEALED)
+def test_gumbel_softmax_step_advances_a_checkpointed_schedule(cls):
+    estimator = cls(2.0, tau_min=0.5, anneal_rate=0.1, anneal_interval=2)
+    layer = DiscreteLatent(3, Softmax(), estimator)
+    for _ in range(5):
+        layer.step()
+    assert estimator.num_steps.item() == 5
+    assert estimator.tau.item() == pytest.approx(2.0 * math.exp(-0.4))
+    restored = cls(2.0, tau_min=0.5, anneal_rate=0.1, anneal_interval=2)
+    restored.load_state_dict(estimator.state_dict())
+    restored.step()
+    assert restored.num_steps.item() == 6
+    assert restored.tau.item() == pytest.approx(2.0 * math.exp(-0.6))
+
+
+def test_gumbel_softmax_without_schedule_keeps_tau_fixed():
+    estimator = GumbelSoftmax(0.7)
+    for _ in range(3):
+        estimator.step()
+    assert estimator.tau.item() == pytest.approx(0.7)
+    assert estimator.num_steps.item() == 3
+
+
+@pytest.mark.parametrize("cls", [StraightThrough, ReinMax])
+def test_fixed_temperature_estimators_take_no_schedule(cls):
+    estimator = cls(tau=1.5)
+    estimator.step()
+    assert estimator.tau.item() == 1.5
+    with pytest.raises(TypeError, match="anneal_rate"):
+        cls(tau=1.5, anneal_rate=0.1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tau_min": -0.5}, r"tau_min must be a number in \[0, tau = 1.0\], got -0.5"),
+        ({"tau_min": 2.0}, r"tau_min must be a number in \[0, tau = 1.0\], got 2.0"),
+        ({"tau_min": 0.5, "anneal_rate": -1e-4}, "anneal_rate must be a finite number >= 0"),
+        ({"anneal_rate": 1e-4}, "anneal_rate = 0.0001 > 0 needs a floor tau_min > 0"),
+        ({"anneal_interval": 0}, "anneal_interval must be an int >= 1"),
+    ],
+    ids=["tau_min_negative", "tau_min_above_tau", "rate", "no_floor", "interval"],
+)
+@pytest.mark.parametrize("cls", ANNEALED)
+def test_gumbel_softmax_rejects_an_invalid_schedule(cls, kwargs, message):
+    with pytest.raises(ValueError, match=f"{cls.__name__}: {message}"):
+        cls(1.0, **kwargs)

@@ -88,6 +88,8 @@ def test_reinforce_baseline_update_and_gradient_use_old_value(decay, num_samples
     layer = DiscreteLatent(5, Softmax(), estimator)
     scores, weights = torch.randn(16, 3, 5), torch.randn(3, 5)
     samples, cost, grad = run(layer, scores, lambda z: coupled_cost(z, weights) + 1.0)
+    assert float(estimator.baseline_value) == 2.0  # objective() records, step() updates
+    layer.step()
     # new = d * old + (1 - d) * mean cost
     expected_baseline = decay * 2.0 + (1 - decay) * cost.mean()
     torch.testing.assert_close(estimator.baseline_value, expected_baseline)
@@ -108,6 +110,7 @@ def test_reinforce_baseline_accumulates_over_steps():
         out = layer(torch.randn(8, 2, 3))
         cost = torch.full((1, 8), float(step + 1))
         out.objective(cost)
+        layer.step()
         expected = 0.75 * expected + 0.25 * (step + 1)
     assert float(estimator.baseline_value) == pytest.approx(expected)
 
@@ -120,12 +123,14 @@ def test_reinforce_baseline_not_updated_in_eval_mode():
     assert not estimator.training
     scores = torch.randn(8, 2, 4)
     samples, cost, grad = run(layer, scores, lambda z: z[..., 0].sum(-1) + 4.0)
+    layer.step()
     assert float(estimator.baseline_value) == 1.0
     # the eval-mode gradient still uses the (unchanged) baseline
     expected = score_gradient(Softmax(), scores, samples, (cost - 1.0) / 2)
     torch.testing.assert_close(grad, expected)
     layer.train()
     run(layer, scores, lambda z: z[..., 0].sum(-1) + 4.0)
+    layer.step()
     assert float(estimator.baseline_value) != 1.0
 
 
@@ -135,6 +140,7 @@ def test_reinforce_without_baseline_keeps_buffer_at_zero():
     layer = DiscreteLatent(4, Softmax(), estimator)
     scores = torch.randn(8, 2, 4)
     samples, cost, grad = run(layer, scores, lambda z: z[..., 0].sum(-1) + 4.0)
+    layer.step()
     assert float(estimator.baseline_value) == 0.0
     torch.testing.assert_close(grad, score_gradient(Softmax(), scores, samples, cost / 2))
 
@@ -164,3 +170,68 @@ def test_reinforce_rejects_bad_num_samples(num_samples):
 def test_leave_one_out_rejects_fewer_than_two_samples(num_samples):
     with pytest.raises(ValueError, match="num_samples"):
         LeaveOneOut(num_samples=num_samples)
+
+
+def test_reinforce_baseline_changes_only_in_step_and_objective_twice_counts_once():
+    torch.manual_seed(0)
+    estimator = Reinforce(baseline="moving_average", decay=0.5)
+    layer = DiscreteLatent(3, Softmax(), estimator)
+    out = layer(torch.randn(8, 2, 3))
+    first = out.objective(torch.full((1, 8), 4.0))
+    again = out.objective(torch.full((1, 8), 4.0))  # e.g. for logging
+    out.objective(torch.full((1, 8), 100.0))  # a second call never counts
+    torch.testing.assert_close(first, again)
+    assert float(estimator.baseline_value) == 0.0
+    layer.step()
+    assert float(estimator.baseline_value) == 2.0
+    layer.step()  # nothing recorded since: unchanged
+    assert float(estimator.baseline_value) == 2.0
+    # two samples drawn in one step (gradient accumulation): the mean of both costs
+    layer(torch.randn(8, 2, 3)).objective(torch.full((1, 8), 2.0))
+    layer(torch.randn(8, 2, 3)).objective(torch.full((1, 8), 6.0))
+    layer.step()
+    assert float(estimator.baseline_value) == 0.5 * 2.0 + 0.5 * 4.0
+
+
+@pytest.mark.parametrize("estimator_class", [Reinforce, LeaveOneOut])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_score_function_non_finite_cost_raises_naming_the_estimator_and_count(estimator_class, bad):
+    estimator = estimator_class(num_samples=2)
+    layer = DiscreteLatent(3, Softmax(), estimator)
+    cost = torch.ones(2, 8)
+    cost[0, :3] = bad
+    with pytest.raises(ValueError, match=rf"{estimator_class.__name__}: .* 3 non-finite entries"):
+        layer(torch.randn(8, 2, 3)).objective(cost)
+
+
+def test_reinforce_skipped_non_finite_cost_never_enters_the_baseline():
+    torch.manual_seed(0)
+    estimator = Reinforce(baseline="moving_average", decay=0.5, nonfinite_cost="skip")
+    layer = DiscreteLatent(3, Softmax(), estimator)
+    cost = torch.ones(1, 8)
+    cost[0, 2] = float("nan")
+    with pytest.warns(UserWarning, match="1 non-finite entries"):
+        layer(torch.randn(8, 2, 3)).objective(cost)
+    layer.step()
+    assert float(estimator.baseline_value) == 0.0
+    assert torch.isfinite(estimator.pending_cost).all()
+    # later steps are clean: finite baseline and finite gradients
+    for _ in range(3):
+        scores = torch.randn(8, 2, 3, requires_grad=True)
+        layer(scores).objective(torch.full((1, 8), 2.0)).sum().backward()
+        layer.step()
+        assert torch.isfinite(scores.grad).all()
+    assert float(estimator.baseline_value) == pytest.approx(2.0 * (1 - 0.5**3))
+
+
+def test_score_function_rejects_unknown_nonfinite_cost_option():
+    with pytest.raises(ValueError, match="Reinforce: nonfinite_cost must be 'raise' or 'skip'"):
+        Reinforce(nonfinite_cost="ignore")
+    with pytest.raises(ValueError, match="LeaveOneOut: nonfinite_cost must be 'raise' or 'skip'"):
+        LeaveOneOut(nonfinite_cost="ignore")
+
+
+def test_reinforce_pending_costs_are_not_checkpointed():
+    layer = DiscreteLatent(3, Softmax(), Reinforce(baseline="moving_average"))
+    layer(torch.randn(8, 2, 3)).objective(torch.ones(1, 8))
+    assert set(layer.state_dict()) == {"estimator.baseline_value"}

@@ -22,7 +22,8 @@ class Estimator(nn.Module):
 
     Subclasses implement :meth:`forward`. They hold their settings as plain
     attributes and any state that must survive a checkpoint (a temperature, a
-    moving-average baseline) as buffers.
+    moving-average baseline) as buffers. That state changes only in :meth:`step`,
+    never as a side effect of drawing samples or of calling ``objective``.
     """
 
     num_samples: int = 1
@@ -35,6 +36,15 @@ class Estimator(nn.Module):
             - output: a LatentSample with ``z`` of shape ``(S, *batch, N, K)``
         """
         raise NotImplementedError
+
+    def step(self) -> None:
+        """Advance the estimator's state by one optimisation step (a no-op by default).
+
+        Call it once after every ``optimizer.step()``: ``DiscreteLatent.step()`` in
+        plain torch; in Lightning the :class:`~catlight.callbacks.EstimatorStep`
+        callback does it. The temperature schedule of the Gumbel-Softmax estimators
+        and the moving-average baseline of REINFORCE advance here.
+        """
 
     def check_num_categories(self, num_categories: int) -> None:
         """Raise a ValueError if this estimator cannot serve ``num_categories``."""

@@ -20,6 +20,11 @@ class Exact(Estimator):
     gradient are exact. The cost grows as ``K^N``, so the number of configurations
     is capped.
 
+    Under a mask, ``z`` still enumerates every configuration (it is shared by all
+    examples), but one of probability exactly 0 (holding a masked category) has weight
+    0, and its cost
+    enters neither the value nor the gradient, even if it is inf or NaN.
+
     Args:
         max_configurations: the largest ``K^N`` allowed.
 
@@ -79,6 +84,7 @@ class Exact(Estimator):
         z = z.expand(count, *batch, num_variables, num_categories)
 
         def objective(cost: Tensor) -> Tensor:
-            return (joint_log_probs.exp() * cost).sum(0)
+            weights = joint_log_probs.exp()
+            return (weights * cost.masked_fill(weights == 0, 0.0)).sum(0)
 
         return LatentSample(log_probs, z, objective)

@@ -1,16 +1,19 @@
 """Pathwise estimators: Gumbel-Softmax, straight-through variants and ReinMax.
 
 All of them differentiate through ``z`` itself, so ``objective(cost)`` is just
-``cost.mean(0)``. The temperature ``tau`` is a buffer (checkpointed, and set by the
-annealing callback through :meth:`RelaxedEstimator.set_tau`).
+``cost.mean(0)``. The temperature ``tau`` is a buffer, so it is checkpointed. The
+Gumbel-Softmax estimators can anneal it: the schedule is part of their settings and
+advances in :meth:`~catlight.latent.Estimator.step`, once per optimisation step.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from catlight.latent._checks import check_positive
+from catlight.latent._checks import check_int_at_least, check_positive
 from catlight.latent.estimators.base import (
     MultiSampleEstimator,
     gumbel_noise,
@@ -30,6 +33,10 @@ __all__ = [
 
 def _mean_over_samples(cost: Tensor) -> Tensor:
     return cost.mean(0)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class RelaxedEstimator(MultiSampleEstimator):
@@ -74,26 +81,84 @@ class GumbelSoftmax(RelaxedEstimator):
     pathwise gradient through ``z``. With ``hard=True`` the forward value is the
     one-hot ``argmax`` and the backward is the relaxed sample's (straight-through GS).
 
+    The temperature can be annealed as in Jang et al.: after ``t`` optimisation steps
+    it is ``max(tau_min, tau * exp(-anneal_rate * t'))``, where ``t'`` is ``t`` rounded
+    down to a multiple of ``anneal_interval`` (the paper: ``tau = 1``,
+    ``tau_min = 0.5``, ``anneal_rate`` in {1e-5, 1e-4}, every 500 or 1000 steps). The
+    step count is a buffer, so a resumed run continues the schedule; it advances in
+    :meth:`step`. The default ``anneal_rate = 0`` keeps ``tau`` fixed.
+
     Args:
-        tau: temperature, > 0 (``0.1`` is safe: noise and softmax are float32).
+        tau: (initial) temperature, > 0 (``0.1`` is safe: noise and softmax are float32).
         hard: forward one-hot samples with the relaxed gradient.
         num_samples: samples S drawn per example.
+        tau_min: the floor of the annealed temperature, in [0, tau]; it must be > 0
+            when ``anneal_rate > 0`` (0, the default, is only for no annealing).
+        anneal_rate: exponential decay rate of the temperature per step, >= 0.
+        anneal_interval: steps between temperature updates, >= 1.
 
     Raises:
-        ValueError: if ``tau <= 0`` or ``num_samples < 1``.
+        ValueError: if ``tau <= 0``, ``num_samples < 1``, ``tau_min`` is not in
+            [0, tau], ``anneal_rate < 0`` (or > 0 with ``tau_min = 0``) or
+            ``anneal_interval < 1``.
 
     Shapes:
         - log_probs: ``(*batch, N, K)``
         - z: ``(S, *batch, N, K)``
     """
 
-    def __init__(self, tau: float = 1.0, hard: bool = False, num_samples: int = 1) -> None:
+    def __init__(
+        self,
+        tau: float = 1.0,
+        hard: bool = False,
+        num_samples: int = 1,
+        tau_min: float = 0.0,
+        anneal_rate: float = 0.0,
+        anneal_interval: int = 1,
+    ) -> None:
         super().__init__(tau, num_samples)
+        name = type(self).__name__
+        if not (_is_number(tau_min) and 0 <= tau_min <= tau):
+            raise ValueError(
+                f"{name}: tau_min must be a number in [0, tau = {tau}], got {tau_min!r}"
+            )
+        if not (_is_number(anneal_rate) and 0 <= anneal_rate < math.inf):
+            raise ValueError(
+                f"{name}: anneal_rate must be a finite number >= 0, got {anneal_rate!r}"
+            )
+        if anneal_rate > 0 and tau_min == 0:
+            raise ValueError(f"{name}: anneal_rate = {anneal_rate} > 0 needs a floor tau_min > 0")
+        check_int_at_least(name, "anneal_interval", anneal_interval, 1)
         self.hard = hard
+        self.initial_tau = float(tau)
+        self.tau_min = float(tau_min)
+        self.anneal_rate = anneal_rate
+        self.anneal_interval = anneal_interval
+        self.register_buffer("num_steps", torch.zeros((), dtype=torch.long))
+
+    def temperature(self, num_steps: int) -> float:
+        """The schedule's temperature after ``num_steps`` optimisation steps."""
+        if self.anneal_rate == 0:
+            return self.initial_tau
+        updated_at = num_steps - num_steps % self.anneal_interval
+        return max(self.tau_min, self.initial_tau * math.exp(-self.anneal_rate * updated_at))
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Count one optimisation step and set the temperature of the schedule."""
+        self.num_steps += 1
+        if self.anneal_rate > 0:
+            self.tau.fill_(self.temperature(int(self.num_steps)))
 
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
-        return f"{super().extra_repr()}, hard={self.hard}"
+        schedule = ""
+        if self.anneal_rate > 0:
+            schedule = (
+                f", tau_min={self.tau_min}, anneal_rate={self.anneal_rate}, "
+                f"anneal_interval={self.anneal_interval}"
+            )
+        return f"{super().extra_repr()}, hard={self.hard}{schedule}"
 
     def relax(self, log_probs: Tensor) -> Tensor:
         """Relaxed (or straight-through one-hot) samples."""
@@ -108,15 +173,25 @@ class GumbelSoftmax(RelaxedEstimator):
 class StraightThroughGumbelSoftmax(GumbelSoftmax):
     """Straight-through Gumbel-Softmax: one-hot forward, relaxed backward.
 
-    The same as ``GumbelSoftmax(tau, hard=True)``.
+    The same as ``GumbelSoftmax(tau, hard=True)``, temperature schedule included.
 
     Args:
-        tau: temperature of the backward relaxation, > 0.
+        tau: (initial) temperature of the backward relaxation, > 0.
         num_samples: samples S drawn per example.
+        tau_min: the floor of the annealed temperature (see :class:`GumbelSoftmax`).
+        anneal_rate: exponential decay rate of the temperature per step, >= 0.
+        anneal_interval: steps between temperature updates, >= 1.
     """
 
-    def __init__(self, tau: float = 1.0, num_samples: int = 1) -> None:
-        super().__init__(tau=tau, hard=True, num_samples=num_samples)
+    def __init__(
+        self,
+        tau: float = 1.0,
+        num_samples: int = 1,
+        tau_min: float = 0.0,
+        anneal_rate: float = 0.0,
+        anneal_interval: int = 1,
+    ) -> None:
+        super().__init__(tau, True, num_samples, tau_min, anneal_rate, anneal_interval)
 
 
 class StraightThrough(RelaxedEstimator):
@@ -172,6 +247,7 @@ class ReinMax(RelaxedEstimator):
     ``theta = log p``, so ``pi = p``). Backward, with ``g = dL/dD`` and
     ``pi_1 = (softmax(theta / tau) + D) / 2``:
     ``grad_theta = 2 J(pi_1)^T g - J(pi)^T g / 2``, centred over the K categories.
+    The temperature is fixed, as in the paper: no schedule.
 
     Args:
         tau: temperature of ``pi_1``; the authors require ``tau >= 1``.

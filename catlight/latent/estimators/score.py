@@ -7,6 +7,7 @@ coefficients ``c_s`` computed from the (detached) costs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
@@ -17,7 +18,7 @@ from torch import Tensor
 from catlight.latent.estimators.base import MultiSampleEstimator, sample_categories
 from catlight.latent.sample import LatentSample
 
-__all__ = ["LeaveOneOut", "Reinforce", "score_function_sample"]
+__all__ = ["LeaveOneOut", "Reinforce", "cost_is_finite", "score_function_sample"]
 
 
 def score_function_sample(
@@ -47,20 +48,67 @@ def score_function_sample(
     return LatentSample(log_probs, samples, objective)
 
 
+NonFiniteCost = Literal["raise", "skip"]
+
+
+def cost_is_finite(owner: str, cost: Tensor, nonfinite_cost: NonFiniteCost) -> bool:
+    """Whether every cost is finite; otherwise raise, or warn when told to skip.
+
+    Args:
+        owner: the estimator's name, for the message.
+        cost: the costs passed to ``objective``.
+        nonfinite_cost: ``"raise"`` a ValueError, or ``"skip"``: warn and return False.
+
+    Raises:
+        ValueError: for a NaN or infinite cost when ``nonfinite_cost == "raise"``.
+    """
+    num_bad = int((~torch.isfinite(cost)).sum())
+    if num_bad == 0:
+        return True
+    message = (
+        f"{owner}: the cost passed to objective() has {num_bad} non-finite entries "
+        f"(NaN or inf) of {cost.numel()}"
+    )
+    if nonfinite_cost == "raise":
+        raise ValueError(
+            f"{message}; fix the cost, or set nonfinite_cost='skip' to leave such costs "
+            "out of the estimator's state with a warning"
+        )
+    warnings.warn(f"{message}; left out of the estimator's state", stacklevel=3)
+    return False
+
+
+def check_nonfinite_cost(owner: str, nonfinite_cost: str) -> None:
+    """Raise a ValueError unless ``nonfinite_cost`` is ``"raise"`` or ``"skip"``."""
+    if nonfinite_cost not in ("raise", "skip"):
+        raise ValueError(
+            f"{owner}: nonfinite_cost must be 'raise' or 'skip', got {nonfinite_cost!r}"
+        )
+
+
 class Reinforce(MultiSampleEstimator):
     r"""REINFORCE / score function: ``grad = (f(z) - b) grad log q(z)``, averaged.
 
+    With ``baseline="moving_average"``, ``b`` is an exponential moving average of the
+    mean cost over optimisation steps (a checkpointed buffer). ``objective`` only
+    records the detached cost of each sample drawn in training mode (once per
+    sample, however often it is called); :meth:`step` folds the mean of the recorded
+    costs into the average, once per optimisation step. Under ``torch.distributed``
+    the sums are all-reduced in :meth:`step`, so all ranks keep the same baseline.
+    The baseline used at a step is the one from before that step's update, so the
+    estimate stays unbiased.
+
     Args:
         num_samples: independent samples S, averaged.
-        baseline: ``"none"`` or ``"moving_average"``: an exponential moving average
-            of the mean cost over training steps (a buffer; under
-            ``torch.distributed`` the mean cost is all-reduced first, so all ranks
-            keep the same baseline). The baseline used at a step is the one from
-            before that step's update, so the estimate stays unbiased.
+        baseline: ``"none"`` or ``"moving_average"``.
         decay: weight of the old value in the moving average, in [0, 1).
+        nonfinite_cost: what a NaN or infinite cost passed to ``objective`` does:
+            ``"raise"`` a ValueError (the default), or ``"skip"``: warn, and leave that
+            call's costs out of the baseline. A non-finite cost never enters it.
 
     Raises:
-        ValueError: for an unknown ``baseline`` or ``decay`` outside [0, 1).
+        ValueError: for an unknown ``baseline`` or ``nonfinite_cost``, or ``decay``
+            outside [0, 1).
     """
 
     def __init__(
@@ -68,6 +116,7 @@ class Reinforce(MultiSampleEstimator):
         num_samples: int = 1,
         baseline: Literal["none", "moving_average"] = "none",
         decay: float = 0.99,
+        nonfinite_cost: NonFiniteCost = "raise",
     ) -> None:
         super().__init__(num_samples)
         if baseline not in ("none", "moving_average"):
@@ -76,9 +125,13 @@ class Reinforce(MultiSampleEstimator):
             )
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"Reinforce: decay must be in [0, 1), got {decay}")
+        check_nonfinite_cost("Reinforce", nonfinite_cost)
         self.baseline = baseline
         self.decay = decay
+        self.nonfinite_cost = nonfinite_cost
         self.register_buffer("baseline_value", torch.zeros(()))
+        # costs recorded since the last step: sum and count, not checkpointed
+        self.register_buffer("pending_cost", torch.zeros(2), persistent=False)
 
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
@@ -87,21 +140,31 @@ class Reinforce(MultiSampleEstimator):
     def forward(self, log_probs: Tensor) -> LatentSample:
         """Independent samples; see the class docstring for the gradient."""
         samples = sample_categories(log_probs, self.num_samples)
-        return score_function_sample(log_probs, samples, self._coefficients)
+        recorded = False
 
-    def _coefficients(self, cost: Tensor) -> Tensor:
-        baseline = self.baseline_value.clone()
-        if self.baseline == "moving_average" and self.training:
-            self._update_baseline(cost)
-        return (cost - baseline) / self.num_samples
+        def coefficients(cost: Tensor) -> Tensor:
+            nonlocal recorded
+            finite = cost_is_finite("Reinforce", cost, self.nonfinite_cost)
+            if self.baseline == "none":
+                return cost / self.num_samples
+            if finite and self.training and not recorded:
+                self.pending_cost += torch.stack([cost.sum(), cost.new_tensor(cost.numel())])
+                recorded = True
+            return (cost - self.baseline_value.clone()) / self.num_samples
+
+        return score_function_sample(log_probs, samples, coefficients)
 
     @torch.no_grad()
-    def _update_baseline(self, cost: Tensor) -> None:
-        mean_cost = cost.mean()
+    def step(self) -> None:
+        """Fold the mean cost recorded since the last step into the moving average."""
+        if self.baseline != "moving_average":
+            return
         if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(mean_cost)
-            mean_cost /= dist.get_world_size()
-        self.baseline_value.mul_(self.decay).add_((1 - self.decay) * mean_cost)
+            dist.all_reduce(self.pending_cost)
+        total, count = self.pending_cost
+        updated = self.decay * self.baseline_value + (1 - self.decay) * total / count.clamp(min=1)
+        self.baseline_value.copy_(torch.where(count > 0, updated, self.baseline_value))
+        self.pending_cost.zero_()
 
 
 class LeaveOneOut(MultiSampleEstimator):
@@ -112,15 +175,19 @@ class LeaveOneOut(MultiSampleEstimator):
 
     Args:
         num_samples: n >= 2.
+        nonfinite_cost: what a NaN or infinite cost passed to ``objective`` does:
+            ``"raise"`` a ValueError (the default), or ``"skip"``: only warn.
 
     Raises:
-        ValueError: if ``num_samples < 2``.
+        ValueError: if ``num_samples < 2`` or for an unknown ``nonfinite_cost``.
     """
 
     _min_samples = 2
 
-    def __init__(self, num_samples: int = 2) -> None:
+    def __init__(self, num_samples: int = 2, nonfinite_cost: NonFiniteCost = "raise") -> None:
         super().__init__(num_samples)
+        check_nonfinite_cost("LeaveOneOut", nonfinite_cost)
+        self.nonfinite_cost = nonfinite_cost
 
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
@@ -132,4 +199,5 @@ class LeaveOneOut(MultiSampleEstimator):
         return score_function_sample(log_probs, samples, self._coefficients)
 
     def _coefficients(self, cost: Tensor) -> Tensor:
+        cost_is_finite("LeaveOneOut", cost, self.nonfinite_cost)
         return (cost - cost.mean(0)) / (self.num_samples - 1)

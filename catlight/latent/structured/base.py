@@ -7,8 +7,8 @@ Sign convention (the one of :class:`~catlight.latent.DiscreteLatent`: a higher s
 makes an item more likely). Item ``i`` with score ``theta_i`` gets an exponential
 perturbation ``E_i ~ Exp(rate = exp(theta_i))``, i.e. ``E_i = exp(-theta_i) * Exp(1)``,
 so that ``P(argmin_i E_i = j) = softmax(theta)_j`` (Gumbel-Max: ``-log E_i`` is
-``theta_i`` plus standard Gumbel noise). REFERENCE.md section 3 writes the rate as
-``exp(-theta_i)``: its ``theta`` is minus ours.
+``theta_i`` plus standard Gumbel noise). With the rate written ``exp(-theta_i)``
+instead, as some texts do, ``theta`` is minus ours.
 
 A structure is the output of an algorithm that repeatedly takes the argmin of ``E``
 over an *active set* of items. Its execution trace ``T`` lists, for each step ``t``, the
