@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from catlight.callbacks import writes_logs
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.estimators.base import sample_categories
 from catlight.latent.sample import categorical_kl
@@ -149,9 +150,7 @@ class CategoricalVAE(LatentModelMixin, LightningModule):
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:  # noqa: D102
         loss = self.loss(batch[0]).mean()
-        # only on the steps Lightning writes: a self.log costs ~0.5 ms, 3% of a CPU step
-        every = self.trainer.log_every_n_steps
-        if (self.global_step + 1) % every == 0 or self.trainer.fast_dev_run:
+        if writes_logs(self.trainer, self.global_step + 1):
             self.log("train/neg_elbo", loss.detach(), prog_bar=True)
         return loss
 
