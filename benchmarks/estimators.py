@@ -43,7 +43,6 @@ Usage::
     python benchmarks/estimators.py                     # full preset, ~5 minutes
     python benchmarks/estimators.py --device cuda --categories 3 10 --evaluations 8
 
-Peak memory is about 7.5 GB on CPU (CARMS at K = 1024 builds ``[B * N, 8, K]`` tensors).
 The last line reports how much CPU other processes used during the run: timings taken
 on a busy machine are inflated and noisy.
 

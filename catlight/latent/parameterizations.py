@@ -8,7 +8,9 @@ for :class:`Catnat`.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -101,6 +103,9 @@ class Catnat(Parameterization):
         activation: ``"natural"`` or ``"sigmoid"``.
         center: ``C`` of the natural activation (where ``a = 1/2``).
         width: ``A`` of the natural activation (its support has this width).
+        compile: run the activation and its derivative through ``torch.compile``
+            (one fused kernel each; the first call of each shape family compiles, which
+            takes seconds, and needs a C++ compiler on CPU). Off by default.
 
     Raises:
         ValueError: if ``activation`` is unknown or ``width <= 0``.
@@ -123,6 +128,7 @@ class Catnat(Parameterization):
         activation: Literal["natural", "sigmoid"] = "natural",
         center: float = 0.0,
         width: float = 2 * math.pi,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if activation not in ("natural", "sigmoid"):
@@ -134,11 +140,15 @@ class Catnat(Parameterization):
         self.activation = activation
         self.center = float(center)
         self.width = float(width)
+        self.compile = compile
         self._trees: dict[tuple[int, torch.device], BalancedTree] = {}
 
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
-        return f"activation={self.activation!r}, center={self.center}, width={self.width:.4g}"
+        return (
+            f"activation={self.activation!r}, center={self.center}, width={self.width:.4g}, "
+            f"compile={self.compile}"
+        )
 
     def num_scores(self, num_categories: int) -> int:
         """K - 1 scores for K categories."""
@@ -155,44 +165,31 @@ class Catnat(Parameterization):
             - scores: ``(*batch, K - 1)``
             - output: two float32 tensors ``(*batch, K - 1)``: ``log(1 - a)``, ``log a``
         """
-        edges, _ = self._branches(scores.float())
-        return edges[..., 0], edges[..., 1]
+        return _CatnatBranches.apply(scores.float(), self)
 
     def forward(self, scores: Tensor) -> Tensor:
         """Leaf log-probabilities, level by level, with a closed-form backward pass."""
         num_categories = scores.shape[-1] + 1
         check_num_categories(num_categories)
         tree = self._tree(num_categories, scores.device)
-        return _CatnatLogProbs.apply(scores.float(), self, tree)
+        if torch.is_grad_enabled() and scores.requires_grad:
+            return _CatnatLogProbs.apply(scores.float(), self, tree)
+        left, right, _ = self._branches(scores.float(), need_grad=False)
+        return tree.path_sums(left, right)
 
-    def _branches(self, scores: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """Branch log-probabilities and what :meth:`_branch_grad` needs.
-
-        Shapes: ``(*batch, K - 1) -> (*batch, K - 1, 2)``: ``(log(1 - a), log a)``.
-        """
+    def _branches(
+        self, scores: Tensor, need_grad: bool = True
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        """``log(1 - a)``, ``log a`` and what :meth:`_branch_grad` needs, elementwise."""
         if self.activation == "sigmoid":
-            log_right = F.logsigmoid(scores)
-            return torch.stack([log_right - scores, log_right], dim=-1), (scores,)
-        # (1 + sin x) / 2 = sin^2(x/2 + pi/4) and (1 - sin x) / 2 = cos^2(x/2 + pi/4)
-        half_angle = (scores - self.center).mul_(math.pi / self.width)
-        half_angle = half_angle.clamp_(-math.pi / 2, math.pi / 2).mul_(0.5).add_(math.pi / 4)
-        margin = math.asin(math.sqrt(self._MIN_BRANCH))
-        inside = (half_angle > margin) & (half_angle < math.pi / 2 - margin)
-        half_angle = half_angle.clamp_(margin, math.pi / 2 - margin)
-        edges = torch.stack([torch.cos(half_angle), torch.sin(half_angle)], dim=-1)
-        return edges.log_().mul_(2), (half_angle, inside)
+            return _kernel(_sigmoid_branches, self.compile)(scores)
+        return _kernel(_natural_branches, self.compile)(scores, self.center, self.width, need_grad)
 
     def _branch_grad(self, grad_left: Tensor, grad_right: Tensor, *saved: Tensor) -> Tensor:
         """Gradient with respect to the scores, from those of ``log(1 - a)`` and ``log a``."""
         if self.activation == "sigmoid":
-            (scores,) = saved
-            # d log a / ds = 1 - a and d log(1 - a) / ds = -a
-            return grad_right - (grad_left + grad_right) * torch.sigmoid(scores)
-        half_angle, inside = saved
-        # d/dh of 2 log sin h and 2 log cos h: 2 cot h, -2 tan h; dh/ds = pi / (2 width)
-        tangent = torch.tan(half_angle)
-        grad = (grad_right / tangent).sub_(grad_left * tangent)
-        return grad.mul_(inside).mul_(math.pi / self.width)
+            return _kernel(_sigmoid_branch_grad, self.compile)(grad_left, grad_right, *saved)
+        return _kernel(_natural_branch_grad, self.compile)(grad_left, grad_right, *saved)
 
     def _tree(self, num_categories: int, device: torch.device) -> BalancedTree:
         key = (num_categories, device)
@@ -204,25 +201,118 @@ class Catnat(Parameterization):
 class _CatnatLogProbs(torch.autograd.Function):
     """Catnat's scores -> leaf log-probabilities, with the backward written out.
 
-    Autograd through the level loop would keep every level's intermediate sums and
-    zero-fill a gradient of the whole edge tensor per level; the closed form keeps
-    only what the activation's derivative needs.
+    The branch log-probabilities are summed down the levels and the gradient summed
+    back up them (:class:`BalancedTree`); the activation's derivative is then applied
+    once to all nodes.
     """
 
     @staticmethod
     def forward(ctx, scores: Tensor, catnat: Catnat, tree: BalancedTree) -> Tensor:
-        edges, saved = catnat._branches(scores)
+        left, right, saved = catnat._branches(scores)
         ctx.save_for_backward(*saved)
         ctx.catnat, ctx.tree = catnat, tree
-        return tree.leaf_log_probs(edges)
+        return tree.path_sums(left, right)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
-        saved = ctx.saved_tensors
-        grad_scores = saved[0].new_empty(saved[0].shape)
-        for nodes, pairs in ctx.tree.edge_grads(grad.float()):
-            level_saved = [tensor[..., nodes] for tensor in saved]
-            grad_scores[..., nodes] = ctx.catnat._branch_grad(
-                pairs[..., 0], pairs[..., 1], *level_saved
-            )
+        grad_left, grad_right = ctx.tree.edge_grads(grad.float())
+        grad_scores = ctx.catnat._branch_grad(grad_left, grad_right, *ctx.saved_tensors)
         return grad_scores, None, None
+
+
+class _CatnatBranches(torch.autograd.Function):
+    """Scores -> (``log(1 - a)``, ``log a``) per node, with the activation's backward."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, catnat: Catnat) -> tuple[Tensor, Tensor]:
+        left, right, saved = catnat._branches(scores)
+        ctx.save_for_backward(*saved)
+        ctx.catnat = catnat
+        return left, right
+
+    @staticmethod
+    def backward(ctx, grad_left: Tensor | None, grad_right: Tensor | None) -> tuple[Tensor, None]:
+        saved = ctx.saved_tensors
+        # copies: the activation's backward overwrites them
+        grads = [
+            torch.zeros_like(saved[0]) if grad is None else grad.float().clone()
+            for grad in (grad_left, grad_right)
+        ]
+        return ctx.catnat._branch_grad(*grads, *saved), None
+
+
+def _natural_branches(
+    scores: Tensor, center: float, width: float, need_grad: bool = True
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """The natural activation's ``log(1 - a)``, ``log a`` with three transcendental calls.
+
+    With the half angle ``h = x/2 + pi/4`` (``x`` the phase), ``a = sin^2 h`` and
+    ``1 - a = cos^2 h``. Folding ``h`` below ``pi/4`` (``f = min(h, pi/2 - h)``) and
+    writing ``t = tan f`` in (0, 1], the larger branch has log-probability
+    ``-log(1 + t^2)`` and the smaller ``log t^2 - log(1 + t^2)``: one ``tan``, one
+    ``log`` and one ``log1p``, all well conditioned, instead of ``sin``, ``cos`` and two
+    ``log``. ``f`` is clamped so that both branches stay in ``[1e-6, 1 - 1e-6]``;
+    outside that range (and outside the activation's support) the gradient is zero.
+    In place wherever possible and with float masks (a select, or arithmetic with a
+    bool tensor, is several times slower on CPU), in few operations (small batches
+    cost one dispatch per operation). ``need_grad=False`` skips what only the
+    backward needs.
+
+    Shapes: ``(*) -> (*), (*)`` and the saved tensors.
+    """
+    margin = math.asin(math.sqrt(Catnat._MIN_BRANCH))
+    slope = math.pi / width
+    phase = scores * slope if center == 0 else (scores - center) * slope
+    phase = phase.clamp_(-math.pi / 2, math.pi / 2)
+    folded = torch.gt(phase, 0, out=torch.empty_like(phase))  # h > pi/4: a > 1/2
+    folded_angle = phase.abs_().mul_(-0.5).add_(math.pi / 4)  # min(h, pi/2 - h)
+    saved: tuple[Tensor, ...] = ()
+    if need_grad:
+        # the gradient's factor: 0 where clamped, the sign of the fold, dh/ds times 2
+        factor = torch.gt(folded_angle, margin, out=torch.empty_like(phase))
+        factor = factor.mul_(folded.mul(-2 * slope).add_(slope))
+    tangent = folded_angle.clamp_(min=margin).tan_()
+    squared = tangent.square()
+    larger = torch.log1p(squared).neg_()
+    difference = squared.log_()  # smaller - larger
+    left = torch.addcmul(larger, folded, difference)
+    right = difference.add_(larger, alpha=2).sub_(left)
+    if need_grad:
+        saved = (tangent, folded, factor)
+    return left, right, saved
+
+
+def _natural_branch_grad(
+    grad_left: Tensor, grad_right: Tensor, tangent: Tensor, folded: Tensor, factor: Tensor
+) -> Tensor:
+    """``dL/ds`` of the natural activation: ``(g_right cot h - g_left tan h) pi / width``.
+
+    ``d/dh`` of ``2 log sin h`` and ``2 log cos h`` are ``2 cot h`` and ``-2 tan h``, and
+    ``dh/ds = pi / (2 width)``. Unfolded, ``tan h = t``: ``g_right / t - g_left t``;
+    folded, ``tan h = 1 / t``: the same with the two gradients swapped, negated.
+    Overwrites ``grad_left`` and ``grad_right``.
+    """
+    swap = torch.sub(grad_left, grad_right).mul_(folded)
+    over_tangent, times_tangent = grad_right.add_(swap), grad_left.sub_(swap)
+    return over_tangent.div_(tangent).sub_(times_tangent.mul_(tangent)).mul_(factor)
+
+
+def _sigmoid_branches(scores: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """``log(1 - a) = log a - s`` and ``log a = logsigmoid(s)``. Shapes: ``(*) -> (*), (*)``."""
+    log_right = F.logsigmoid(scores)
+    return log_right - scores, log_right, (scores,)
+
+
+def _sigmoid_branch_grad(grad_left: Tensor, grad_right: Tensor, scores: Tensor) -> Tensor:
+    """``d log a / ds = 1 - a`` and ``d log(1 - a) / ds = -a``. Overwrites ``grad_left``."""
+    return grad_right - grad_left.add_(grad_right).mul_(torch.sigmoid(scores))
+
+
+@functools.cache
+def _compiled(kernel: Callable) -> Callable:
+    return torch.compile(kernel, dynamic=True)
+
+
+def _kernel(kernel: Callable, compiled: bool) -> Callable:
+    """``kernel`` itself, or its ``torch.compile`` version (compiled once per process)."""
+    return _compiled(kernel) if compiled else kernel

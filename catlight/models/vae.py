@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from catlight.callbacks import writes_logs
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.estimators.base import sample_categories
 from catlight.latent.sample import categorical_kl
@@ -149,7 +150,8 @@ class CategoricalVAE(LatentModelMixin, LightningModule):
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:  # noqa: D102
         loss = self.loss(batch[0]).mean()
-        self.log("train/neg_elbo", loss.detach(), prog_bar=True)
+        if writes_logs(self.trainer, self.global_step + 1):
+            self.log("train/neg_elbo", loss.detach(), prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:  # noqa: D102

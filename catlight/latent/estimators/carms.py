@@ -26,14 +26,23 @@ class CARMS(MultiSampleEstimator):
     ``u_k = (1 - d_k)^(n-1)``, each ``U(0, 1)``, negatively dependent) are mapped to
     categories by the inverse CDF over an ordering of the categories, shared by the
     n samples. The ordering is drawn uniformly from a family of ``num_orderings``
-    orderings: ``num_orderings / 2`` random permutations (drawn anew for every
-    variable of every example) and their reverses. ``P_joint`` is the rectangle
-    probability of the copula averaged over the family, computed in float64.
-    Because the family holds each ordering's reverse, every pair of distinct
-    categories has positive joint probability (under one ordering alone, two unlikely
-    categories at its start could never be drawn together, and no weight could undo
-    that), so the estimator is exactly unbiased. A larger family gives flatter
-    weights and a lower variance, at ``O(num_orderings * K)`` cost per variable.
+    orderings: ``num_orderings / 2`` rotations of a base order, each starting at a
+    random position (drawn anew for every variable of every example), and their
+    reverses. The base order is a random permutation drawn once per call and shared
+    by all variables. ``P_joint`` is the rectangle probability of the copula averaged
+    over the family, computed in float64. Because the family holds each ordering's
+    reverse, every pair of distinct categories has positive joint probability (under
+    one ordering alone, two unlikely categories at its start could never be drawn
+    together, and no weight could undo that), so the estimator is exactly unbiased,
+    whatever the family: the family is drawn independently of the scores and the
+    weights use the joint probability given it.
+
+    Rotations cost no sort: a rotation's CDF is the base order's CDF shifted by the
+    mass before its start, modulo 1, and a reverse rotation's is the mirror image, so
+    one cumulative sum per variable serves the whole family, and a sample's interval
+    under every ordering of the family is two subtractions. The cost per variable is
+    ``O(K + num_orderings * n^2)``; a larger family gives flatter weights and a lower
+    variance.
 
     With K = 2 the family is the natural order and its reverse, and this is ARMS;
     with K = 2 and n = 2 the copula is countermonotone (``u_2 = 1 - u_1``), as in
@@ -89,26 +98,41 @@ class CARMS(MultiSampleEstimator):
         """Antithetic samples; see the class docstring for the gradient."""
         num_categories = log_probs.shape[-1]
         probs = log_probs.detach().reshape(-1, num_categories).double().exp()  # [M, K]
-        num_rows = probs.shape[0]
-        orderings = self._orderings(num_rows, num_categories, probs.device)  # [M, F, K]
-        family = probs.unsqueeze(1).expand_as(orderings)
-        upper_by_position = family.gather(-1, orderings).cumsum(-1)  # [M, F, K]
-        upper_by_position = upper_by_position / upper_by_position[..., -1:]
+        num_rows, device = probs.shape[0], probs.device
+        # one cumulative sum per row, over the base order shared by the whole call
+        base_order = torch.randperm(num_categories, device=device)
+        base_probs = probs[:, base_order]
+        total = base_probs.sum(-1, keepdim=True)
+        cdf = (base_probs.cumsum(-1) / total).clamp_(max=1.0)  # [M, K]
+        cdf[:, -1] = 1.0
+        before = torch.nn.functional.pad(cdf[:, :-1], (1, 0))  # mass before each position
+        # the family: rotations of the base order starting at random positions, and
+        # their reverses; a rotation's CDF is the base CDF shifted by the mass before
+        # its start (modulo 1), so no per-row sort or cumulative sum is needed
+        starts = torch.randint(num_categories, (num_rows, self.num_orderings // 2), device=device)
+        start_mass = before.gather(-1, starts)  # [M, R]
 
         copula_dim = self.num_samples if num_categories == 2 or self.num_samples > 2 else 3
-        uniforms = self._copula_uniforms(num_rows, copula_dim, probs.device)  # [M, n]
-        chosen = torch.randint(orderings.shape[1], (num_rows,), device=probs.device)
-        rows = torch.arange(num_rows, device=probs.device)
-        position = torch.searchsorted(upper_by_position[rows, chosen], uniforms)
-        indices = orderings[rows, chosen].gather(-1, position.clamp_(max=num_categories - 1))
+        uniforms = self._copula_uniforms(num_rows, copula_dim, device)  # [M, n]
+        rows = torch.arange(num_rows, device=device)
+        chosen = torch.randint(self.num_orderings, (num_rows,), device=device)
+        reverse = (chosen >= self.num_orderings // 2).unsqueeze(-1)
+        chosen_start = start_mass[rows, chosen % (self.num_orderings // 2)].unsqueeze(-1)
+        # the mass in base order up to the sample: u after the start, or u before it
+        target = torch.where(reverse, chosen_start - uniforms, chosen_start + uniforms)
+        target = target - (target >= 1).double() + (target < 0).double()
+        positions = torch.searchsorted(cdf, target, right=True).clamp_(max=num_categories - 1)
+        indices = base_order[positions]  # [M, n]
 
         # each sample's CDF interval under every ordering of the family: [M, F, n]
-        inverse = torch.empty_like(orderings).scatter_(
-            -1, orderings, torch.arange(num_categories, device=probs.device).expand_as(orderings)
-        )
-        sample_positions = inverse.gather(-1, indices.unsqueeze(1).expand(-1, inverse.shape[1], -1))
-        upper = upper_by_position.gather(-1, sample_positions)
-        sample_probs = probs.gather(1, indices)
+        sample_probs = probs.gather(1, indices) / total
+        upper_in_base = cdf.gather(1, positions).unsqueeze(1)  # [M, 1, n]
+        lower_in_base = upper_in_base - sample_probs.unsqueeze(1)
+        start_mass = start_mass.unsqueeze(-1)  # [M, R, 1]
+        after_start = (positions.unsqueeze(1) >= starts.unsqueeze(-1)).double()  # [M, R, n]
+        upper_forward = upper_in_base - start_mass + 1 - after_start
+        upper_reverse = start_mass - lower_in_base + after_start
+        upper = torch.cat([upper_forward, upper_reverse], dim=1)
         lower = upper - sample_probs.unsqueeze(1)
         joint = _rectangle(lower, upper, copula_dim)  # [M, F, n, n]
         joint = joint.mean(1) if self.unbiased else joint[rows, chosen]
@@ -124,15 +148,6 @@ class CARMS(MultiSampleEstimator):
             return scale * (weights * differences).sum(1)  # [n, *batch, N]
 
         return score_function_sample(log_probs, samples, coefficients)
-
-    def _orderings(self, num_rows: int, num_categories: int, device: torch.device) -> Tensor:
-        """Each row's family: random permutations and their reverses. ``(M, F, K)``."""
-        if num_categories == 2:
-            permutations = torch.arange(2, device=device).expand(num_rows, 1, 2)
-        else:
-            noise = torch.rand(num_rows, self.num_orderings // 2, num_categories, device=device)
-            permutations = noise.argsort(-1)
-        return torch.cat([permutations, permutations.flip(-1)], dim=1)
 
     def _copula_uniforms(self, num_rows: int, copula_dim: int, device: torch.device) -> Tensor:
         """Dirichlet-copula uniforms, the first n of ``copula_dim``. Shape ``(M, n)``."""
