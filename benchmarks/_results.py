@@ -50,6 +50,18 @@ def commit() -> str:
     return f"{head}+dirty" if dirty else head or "unknown"
 
 
+def _portable(arguments: list[str]) -> list[str]:
+    """The arguments with the machine's own data folder written as ``DIR``."""
+    portable = list(arguments)
+    for index, argument in enumerate(portable[:-1]):
+        if argument == "--data-dir":
+            portable[index + 1] = "DIR"
+    return [
+        "--data-dir=DIR" if argument.startswith("--data-dir=") else argument
+        for argument in portable
+    ]
+
+
 def append_row(benchmark: str, row: dict[str, Any], columns: list[str]) -> Path:
     """Append one run to ``docs/results/<benchmark>.csv``, writing the header if new.
 
@@ -65,7 +77,9 @@ def append_row(benchmark: str, row: dict[str, Any], columns: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = columns + PROVENANCE
     provenance = {
-        "command": shlex.join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+        "command": shlex.join(
+            ["python", f"benchmarks/{Path(sys.argv[0]).name}", *_portable(sys.argv[1:])]
+        ),
         "commit": commit(),
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
