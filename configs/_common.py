@@ -5,24 +5,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from catlight.latent import estimator_entry
+
 CONFIGS = Path(__file__).resolve().parent
 PARAMETERIZATIONS = {"softmax": "Softmax", "catnat": "Catnat"}
-# the Gumbel-Softmax paper's schedule, tau = max(0.5, exp(-3e-5 step)) updated every
-# 500 steps: init args of GumbelSoftmax / StraightThroughGumbelSoftmax, so it goes
-# with the estimator when the command line swaps it
-ANNEALED_TAU = {"tau": 1.0, "tau_min": 0.5, "anneal_rate": 3e-5, "anneal_interval": 500}
 
 
 def latent(
-    num_categories: int, parameterization: str, estimator: str, init_args: dict[str, Any]
+    num_categories: int,
+    parameterization: str,
+    estimator: str,
+    init_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``latent`` block of a model: a DiscreteLatent with the estimator by short name."""
+    """The ``latent`` block of a model: a DiscreteLatent with an estimator of the registry.
+
+    Args:
+        num_categories: K.
+        parameterization: class name of the parameterization (``Catnat``).
+        estimator: short name in ``catlight.latent.ESTIMATORS`` (``st_gs``).
+        init_args: the estimator's settings; ``None``: the registry's.
+    """
+    entry = estimator_entry(estimator)
     return {
         "class_path": "DiscreteLatent",
         "init_args": {
             "num_categories": num_categories,
             "parameterization": parameterization,
-            "estimator": {"class_path": estimator, "init_args": init_args},
+            "estimator": {
+                "class_path": entry.cls.__name__,
+                "init_args": entry.init_args() if init_args is None else init_args,
+            },
         },
     }
 

@@ -1,4 +1,4 @@
-"""Semi-supervised M2 configs: every estimator x parameterization on MNIST and Fashion-MNIST.
+"""Semi-supervised M2 configs: the estimators x parameterizations on MNIST and Fashion-MNIST.
 
 ``configs/semisupervised/<data set>/<estimator>_<parameterization>.yaml``; ``exact``
 is the classic marginalisation over the 10 labels, the others sample the label
@@ -11,18 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import ANNEALED_TAU, CONFIGS, PARAMETERIZATIONS, latent
+from _common import CONFIGS, PARAMETERIZATIONS, latent
 
-# estimator name -> (class_path, init_args); the annealing updates every epoch (500 steps)
-ESTIMATORS: dict[str, tuple[str, dict[str, Any]]] = {
-    "exact": ("Exact", {}),
-    "gs": ("GumbelSoftmax", ANNEALED_TAU),
-    "st_gs": ("StraightThroughGumbelSoftmax", ANNEALED_TAU),
-    "reinmax": ("ReinMax", {"tau": 1.3}),
-    "reinforce": ("Reinforce", {"baseline": "moving_average"}),
-    "loo": ("LeaveOneOut", {"num_samples": 4}),
-    "carms": ("CARMS", {"num_samples": 4}),
-}
+from catlight.latent import ESTIMATORS
+
+# every estimator of catlight.latent.ESTIMATORS with its registry settings (the
+# Gumbel-Softmax annealing then updates every epoch of 500 steps), but these
+NOT_GENERATED = {"st"}
 DATA_MODULES = {
     "mnist": "SemiSupervisedMNISTDataModule",
     "fashion_mnist": "SemiSupervisedFashionMNISTDataModule",
@@ -33,7 +28,6 @@ MAX_EPOCHS = 100
 
 def semisupervised_config(data: str, parameterization: str, estimator: str) -> dict[str, Any]:
     """A SemiSupervisedVAE config: 100 labels, batches of 100 unlabeled + 100 labeled."""
-    class_path, init_args = ESTIMATORS[estimator]
     callbacks: list[dict[str, Any]] = [
         {"class_path": "ModelCheckpoint", "init_args": {"monitor": "val/accuracy", "mode": "max"}},
         {"class_path": "ImageSamples"},
@@ -48,9 +42,7 @@ def semisupervised_config(data: str, parameterization: str, estimator: str) -> d
                 "hidden_size": 500,
                 "architecture": "mlp",
                 "learning_rate": 1e-3,
-                "latent": latent(
-                    NUM_CLASSES, PARAMETERIZATIONS[parameterization], class_path, init_args
-                ),
+                "latent": latent(NUM_CLASSES, PARAMETERIZATIONS[parameterization], estimator),
             },
         },
         "data": {
@@ -73,5 +65,6 @@ def configs() -> dict[Path, dict[str, Any]]:
         )
         for data in DATA_MODULES
         for estimator in ESTIMATORS
+        if estimator not in NOT_GENERATED
         for parameterization in PARAMETERIZATIONS
     }

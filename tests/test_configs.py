@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from catlight.latent import ESTIMATORS
 from tests.config_checks import assert_print_config_resolves
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,8 +50,10 @@ def test_configs_on_disk_are_exactly_the_generated_ones():
     spec.loader.exec_module(generate)
     generated = set(generate.all_configs())
     assert set(ALL_CONFIG_FILES) == generated
-    # 2 models x 2 latent settings x 7 estimators x 2 parameterizations + 6 grid points
-    assert len(CONFIG_FILES) == 62
+    # 2 models x 2 latent settings x the estimators x 2 parameterizations + the grid points
+    per_model = len(generate.LATENTS) * len(generate.VAE_ESTIMATORS) * 2
+    assert len(CONFIG_FILES) == 2 * per_model + len(generate.REINMAX_GRID)
+    assert generate.VAE_ESTIMATORS == [name for name in ESTIMATORS if name != "exact"]
 
 
 def test_configs_generate_check_passes():

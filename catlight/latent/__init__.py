@@ -2,7 +2,9 @@
 
 from catlight.latent.estimators import (
     CARMS,
+    ESTIMATORS,
     Estimator,
+    EstimatorEntry,
     Exact,
     GumbelSoftmax,
     LeaveOneOut,
@@ -12,6 +14,7 @@ from catlight.latent.estimators import (
     RelaxedEstimator,
     StraightThrough,
     StraightThroughGumbelSoftmax,
+    estimator_entry,
 )
 from catlight.latent.layer import DiscreteLatent
 from catlight.latent.parameterizations import Catnat, Parameterization, Softmax
@@ -21,9 +24,11 @@ from catlight.latent.validation import set_default_validate_args
 
 __all__ = [
     "CARMS",
+    "ESTIMATORS",
     "Catnat",
     "DiscreteLatent",
     "Estimator",
+    "EstimatorEntry",
     "Exact",
     "GumbelSoftmax",
     "LatentSample",
@@ -37,5 +42,6 @@ __all__ = [
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
     "StructuredLatent",
+    "estimator_entry",
     "set_default_validate_args",
 ]

@@ -3,6 +3,7 @@
 from catlight.latent.estimators.base import Estimator, MultiSampleEstimator
 from catlight.latent.estimators.carms import CARMS
 from catlight.latent.estimators.exact import Exact
+from catlight.latent.estimators.registry import ESTIMATORS, EstimatorEntry, estimator_entry
 from catlight.latent.estimators.relaxed import (
     GumbelSoftmax,
     ReinMax,
@@ -14,7 +15,9 @@ from catlight.latent.estimators.score import LeaveOneOut, Reinforce
 
 __all__ = [
     "CARMS",
+    "ESTIMATORS",
     "Estimator",
+    "EstimatorEntry",
     "Exact",
     "GumbelSoftmax",
     "LeaveOneOut",
@@ -24,4 +27,5 @@ __all__ = [
     "RelaxedEstimator",
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
+    "estimator_entry",
 ]
