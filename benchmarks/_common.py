@@ -1,6 +1,7 @@
-"""Pieces that both tables of ``estimators.py`` use: the preset, the parameterizations, markdown.
+"""Pieces several benchmarks share: presets, parameterizations, markdown, estimators.
 
-Kept apart so that ``estimator_quality`` and ``estimator_speed`` need not import the entry
+The preset and parameterizations are those of ``estimators.py``'s two tables; kept apart
+so that ``estimator_quality`` and ``estimator_speed`` need not import the entry
 point (which imports them).
 """
 
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from catlight.latent import Catnat, Parameterization, Softmax
+from catlight.latent import ESTIMATORS, Catnat, Parameterization, Softmax
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,14 @@ PARAMETERIZATIONS: dict[str, Callable[[], Parameterization]] = {
     "Softmax": Softmax,
     "Catnat": Catnat,
 }
+
+
+def configured_estimators(folder: Path) -> list[str]:
+    """Short names of the registry's estimators with a config ``<name>_softmax.yaml`` in ``folder``.
+
+    In the registry's order; the benchmarks that train from configs offer these.
+    """
+    return [name for name in ESTIMATORS if (folder / f"{name}_softmax.yaml").exists()]
 
 
 def markdown(header: list[str], body: list[list[str]]) -> str:

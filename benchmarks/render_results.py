@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from _results import RESULTS, read_rows
 
+from catlight.latent import ESTIMATORS
+
 ROOT = RESULTS.parents[1]
 BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n).*?(<!-- end results -->)", re.S)
 
@@ -41,22 +43,13 @@ class Table:
     header: str  # name of the row column
 
 
-ESTIMATOR_NAMES = {
-    "gs": "GS",
-    "st_gs": "ST-GS",
-    "st": "ST",
-    "reinmax": "ReinMax",
-    "reinforce": "REINFORCE",
-    "loo": "LeaveOneOut",
-    "carms": "CARMS",
-}
 TASK_NAMES = {"vae": "VAE 20x10, test -ELBO", "sbn": "SBN 392-(20x10)-(20x10)-392, test NLL"}
 
 TABLES = {
     "vae_table1": Table(
         csv="vae_table1",
         keep=lambda r: r["preset"] == "paper" and r["latent"] == "categorical",
-        row=lambda r: f"{TASK_NAMES[r['task']]} | {ESTIMATOR_NAMES[r['estimator']]}",
+        row=lambda r: f"{TASK_NAMES[r['task']]} | {ESTIMATORS[r['estimator']].display_name}",
         metric=lambda r: r["test_neg_elbo"] if r["task"] == "vae" else r["test_nll"],
         header="task | estimator",
     ),

@@ -39,27 +39,18 @@ from _results import append_row
 from vae_throughput import train_loop
 
 from catlight.data import BinarizedMNISTDataModule
-from catlight.latent import (
-    CARMS,
-    Catnat,
-    DiscreteLatent,
-    Estimator,
-    GumbelSoftmax,
-    LeaveOneOut,
-    Softmax,
-    StraightThrough,
-)
+from catlight.latent import ESTIMATORS as ESTIMATOR_REGISTRY
+from catlight.latent import Catnat, DiscreteLatent, Estimator, Softmax
 from catlight.models import CategoricalVAE
 
 matplotlib.use("Agg")
 from matplotlib import pyplot
 
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "results"
+# curve label -> the registry's estimator, with its settings
 ESTIMATORS: dict[str, Callable[[], Estimator]] = {
-    "GS": GumbelSoftmax,
-    "ST": StraightThrough,
-    "LOO(4)": lambda: LeaveOneOut(4),
-    "CARMS(4)": lambda: CARMS(4),
+    label: ESTIMATOR_REGISTRY[name].build
+    for label, name in {"GS": "gs", "ST": "st", "LOO(4)": "loo", "CARMS(4)": "carms"}.items()
 }
 PARAMETERIZATIONS = {"softmax": Softmax, "catnat": Catnat}
 COLUMNS = ["sweep", "curve", "categories", "variables", "batch", "ms", "samples_per_s", "device"]

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _common import configured_estimators
 from _resumable import batch_count
 from _semisupervised_runs import (
     PAPER_EPOCHS,
@@ -61,7 +62,7 @@ from catlight.data import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-ESTIMATORS = ["exact", "gs", "st_gs", "reinmax", "reinforce", "loo", "carms"]
+ESTIMATORS = configured_estimators(ROOT / "configs" / "semisupervised" / "mnist")
 DATA_MODULES = {
     "fashion_mnist": SemiSupervisedFashionMNISTDataModule,
     "mnist": SemiSupervisedMNISTDataModule,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _common import configured_estimators
 from _results import append_row, read_rows
 from _resumable import logger_overrides
 
@@ -55,7 +56,7 @@ PAPER = {
     ("sbn", "bernoulli", "gs"): 58.5,
     ("sbn", "bernoulli", "st_gs"): 59.3,
 }
-ESTIMATORS = ["gs", "st_gs", "st", "reinmax", "reinforce", "loo", "carms"]
+ESTIMATORS = configured_estimators(ROOT / "configs" / "vae" / "categorical")
 
 
 @dataclass

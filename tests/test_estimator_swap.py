@@ -14,11 +14,11 @@ import math
 
 import pytest
 
-from tests.latent.registry import EXAMPLES
+from catlight.latent import ESTIMATORS as REGISTRY
 from tests.scale_families import FAMILIES, fit_args
 
-# every exported estimator (tests/latent/test_layer.py checks that the registry has them)
-ESTIMATORS = list(dict.fromkeys(example.cls.__name__ for example in EXAMPLES))
+# every exported estimator (tests/latent/test_registry.py checks that the registry has them)
+ESTIMATORS = [entry.cls.__name__ for entry in REGISTRY.values()]
 SWAP_FAMILIES = ["vae", "sbn", "semisupervised", "nri"]
 # Exact enumerates K^N configurations: NRI's 20 edges of 2 types are 2^20 > 10^4
 TOO_MANY_CONFIGURATIONS = {"nri"}

@@ -19,13 +19,8 @@ from lightning.pytorch.plugins import MixedPrecision
 from torch import nn
 
 from catlight.data import GymnasiumDataModule
-from catlight.latent import (
-    DiscreteLatent,
-    ReinMax,
-    Softmax,
-    StraightThrough,
-    StraightThroughGumbelSoftmax,
-)
+from catlight.latent import ESTIMATORS as REGISTRY
+from catlight.latent import DiscreteLatent, Softmax
 from catlight.models import ActorCritic, CategoricalVAE
 from tests.scale_families import FAMILIES, fit_args
 
@@ -65,11 +60,8 @@ def test_mixed_precision_fit_stays_finite(name, precision, run_cli, tmp_path):
         assert torch.isfinite(output).all()
 
 
-ESTIMATORS = {
-    "reinmax": lambda: ReinMax(tau=1.3),
-    "st": lambda: StraightThrough(),
-    "st_gs": lambda: StraightThroughGumbelSoftmax(),
-}
+# the registry's pathwise estimators: their gradient goes back through the sample
+ESTIMATORS = [name for name, entry in REGISTRY.items() if entry.pathwise]
 
 
 def scaled_gradients(estimator_name: str, scale: float) -> tuple[dict, torch.amp.GradScaler, dict]:
@@ -78,7 +70,7 @@ def scaled_gradients(estimator_name: str, scale: float) -> tuple[dict, torch.amp
     Returns the unscaled gradients, the scaler after its step and the parameters after it.
     """
     torch.manual_seed(0)
-    latent = DiscreteLatent(4, Softmax(), ESTIMATORS[estimator_name]())
+    latent = DiscreteLatent(4, Softmax(), REGISTRY[estimator_name].build())
     model = CategoricalVAE(latent, num_latents=3, encoder_sizes=[16], decoder_sizes=[16])
     images = torch.bernoulli(torch.full((8, 784), 0.3))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -113,7 +105,7 @@ def test_grad_scaler_skips_the_step_when_the_scaled_gradient_overflows(estimator
     assert scaler.get_scale() == 2.0**39  # halved after the overflow
     assert not all(torch.isfinite(g).all() for g in gradients.values())
     torch.manual_seed(0)
-    latent = DiscreteLatent(4, Softmax(), ESTIMATORS[estimator_name]())
+    latent = DiscreteLatent(4, Softmax(), REGISTRY[estimator_name].build())
     initial = CategoricalVAE(latent, num_latents=3, encoder_sizes=[16], decoder_sizes=[16])
     for name, value in initial.named_parameters():
         assert torch.equal(after[name], value.detach()), name  # the step was skipped
