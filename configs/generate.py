@@ -30,7 +30,7 @@ from _common import PARAMETERIZATIONS, latent, with_last_checkpoint  # noqa: E40
 from catlight.latent import ESTIMATORS  # noqa: E402
 
 # a config per estimator of catlight.latent.ESTIMATORS, with its registry settings, but
-# Exact: 10^20 configurations of the categorical latent are beyond its enumeration
+# Exact: 10^20 (categorical) or 2^200 (Bernoulli) configurations exceed its budget
 NOT_GENERATED = {"exact"}
 # Adam's learning rate, 1e-3 but for these
 LEARNING_RATES = {"reinmax": 5e-4}
