@@ -34,8 +34,11 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from catlight.data import BinarizedMNISTDataModule, GymnasiumDataModule
-from catlight.data import SemiSupervisedMNISTDataModule
+from catlight.data import (
+    BinarizedMNISTDataModule,
+    GymnasiumDataModule,
+    SemiSupervisedMNISTDataModule,
+)
 from tests.scale_families import REPO, Family, RecordedSimulation, fit_args
 
 Launcher = Literal["torchrun", "slurm", "one_node"]
@@ -52,8 +55,9 @@ class PrepareDataRecord:
 
     Appends ``node_rank local_rank global_rank environment`` to
     ``prepare_data_calls.txt`` in the working directory (``environment``: the class of
-    Lightning's cluster environment, which says what launched the process). Calls that the data module's own ``setup`` makes (to find files
-    that a node already prepared) are not recorded.
+    Lightning's cluster environment, which says what launched the process). Calls that
+    the data module's own ``setup`` makes (to find files that a node already prepared)
+    are not recorded.
     """
 
     _in_setup = False
