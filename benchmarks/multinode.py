@@ -10,22 +10,25 @@ as 2 nodes x 1 process on localhost (gloo), launched
   of one task per node (``SLURM_NTASKS``, ``SLURM_NODEID``, ``SLURM_PROCID``, ...),
 
 beside the reference, 1 node x 2 processes launched by Lightning itself. Each node
-has its own folder, data copy and run folder (nodes with local disks). The table
+has its own folder and run folder, and its own data copy (nodes with local disks) or,
+with ``--data shared``, one data folder for both (a shared file system). The table
 counts, per node, the ``prepare_data`` calls Lightning made (and the NRI simulations
 run), the TensorBoard event files and checkpoints written, and says whether the
 logged metrics and the final weights equal the reference's exactly.
 
     python benchmarks/multinode.py                      # every family, ~3 min on 2 cores
     python benchmarks/multinode.py --families vae nri --launchers torchrun
+    python benchmarks/multinode.py --launchers torchrun --data shared
 
 Rows go to ``docs/results/multinode.csv``. What this does not check: a network between
 machines (both nodes are 127.0.0.1), NCCL and GPUs, a real ``srun`` (only its
-variables), and a run folder shared by the nodes.
+variables), and a run folder shared by the nodes (each node has its own).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import tempfile
@@ -44,13 +47,15 @@ from tests.two_nodes import TwoNodeRun, rehearse  # noqa: E402
 COLUMNS = [
     "family",
     "launcher",
+    "data",
     "environment",
     "prepare_data_per_node",
-    "simulations_per_node",
+    "simulations",
     "event_files_per_node",
     "checkpoints_per_node",
     "metrics_equal_one_node",
     "weights_equal_one_node",
+    "val_metrics_equal_one_process",
     "seconds",
 ]
 
@@ -60,10 +65,16 @@ def per_node(run: TwoNodeRun, count) -> str:
     return ", ".join(str(count(node)) for node in run.nodes)
 
 
-def simulations(node: Path) -> int:
-    """NRI simulations run on a node (0 for the families that simulate nothing)."""
-    record = node / "data" / RecordedSimulation.record_name
-    return len(record.read_text().split()) if record.exists() else 0
+def simulations(run: TwoNodeRun) -> str:
+    """The ranks that ran NRI simulations, per data folder (``-`` where none ran).
+
+    E.g. ``0; 1``: rank 0 simulated into node 0's folder, rank 1 into node 1's;
+    ``0 1``: ranks 0 and 1 both simulated into the one shared folder.
+    """
+    folders = dict.fromkeys(run.data_dir(node) for node in run.nodes)
+    records = [folder / RecordedSimulation.record_name for folder in folders]
+    ranks = [" ".join(record.read_text().split()) for record in records if record.exists()]
+    return "; ".join(ranks) or "-"
 
 
 def compare(run: TwoNodeRun, reference: TwoNodeRun) -> tuple[str, str]:
@@ -80,6 +91,22 @@ def compare(run: TwoNodeRun, reference: TwoNodeRun) -> tuple[str, str]:
     )
 
 
+def compare_one_process(run: TwoNodeRun) -> str:
+    """Whether the deterministic validation metrics equal one process's (relative 1e-5).
+
+    The validation examples are split across the ranks and the metrics reduced over
+    them, so the sums are taken in another order than in one process.
+    """
+    metrics = run.family.deterministic_val_metrics
+    if not metrics:
+        return "- (all sampled)"
+    logged, one_process = run.last_scalars(metrics), run.validate_one_process()
+    different = [
+        name for name in metrics if not math.isclose(logged[name], one_process[name], rel_tol=1e-5)
+    ]
+    return "no: " + " ".join(different) if different else "yes: " + " ".join(metrics)
+
+
 def row(run: TwoNodeRun, reference: TwoNodeRun) -> dict[str, str]:
     """The table's row of one run."""
     environments = {line.split()[-1] for node in run.nodes for line in run.prepare_calls(node)}
@@ -87,13 +114,15 @@ def row(run: TwoNodeRun, reference: TwoNodeRun) -> dict[str, str]:
     return {
         "family": next(name for name, family in FAMILIES.items() if family is run.family),
         "launcher": run.launcher,
+        "data": "shared" if run.shared_data else "per node",
         "environment": " ".join(sorted(environments)),
         "prepare_data_per_node": per_node(run, lambda node: len(run.prepare_calls(node))),
-        "simulations_per_node": per_node(run, simulations),
+        "simulations": simulations(run),
         "event_files_per_node": per_node(run, lambda node: len(run.event_files(node))),
         "checkpoints_per_node": per_node(run, lambda node: len(run.checkpoints(node))),
         "metrics_equal_one_node": metrics_equal,
         "weights_equal_one_node": weights_equal,
+        "val_metrics_equal_one_process": compare_one_process(run),
         "seconds": f"{run.seconds:.0f}",
     }
 
@@ -104,6 +133,12 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     parser.add_argument(
         "--launchers", nargs="+", choices=["torchrun", "slurm"], default=["torchrun", "slurm"]
+    )
+    parser.add_argument(
+        "--data",
+        choices=["per-node", "shared"],
+        default="per-node",
+        help="a data folder for each node (default) or one for both",
     )
     parser.add_argument("--root-dir", type=Path, help="keep the node folders here")
     args = parser.parse_args()
@@ -116,13 +151,15 @@ def main() -> None:
             reference = rehearse(family, "one_node", root / name / "one_node")
             for launcher in [*args.launchers, "one_node"]:
                 run = reference if launcher == "one_node" else None
-                run = run or rehearse(family, launcher, root / name / launcher)
+                run = run or rehearse(
+                    family, launcher, root / name / launcher, shared_data=args.data == "shared"
+                )
                 rows.append(row(run, reference))
                 append_row("multinode", rows[-1], COLUMNS)
                 print(f"{name} {launcher}: {run.seconds:.0f} s", file=sys.stderr, flush=True)
-    header = ["family", "launcher", "Lightning environment", "prepare_data calls / node"]
-    header += ["NRI simulations / node", "event files / node", "checkpoints / node"]
-    header += ["metrics = 1 node x 2", "weights = 1 node x 2", "s"]
+    header = ["family", "launcher", "data", "Lightning environment", "prepare_data calls / node"]
+    header += ["NRI simulations (ranks; per folder)", "event files / node", "checkpoints / node"]
+    header += ["metrics = 1 node x 2", "weights = 1 node x 2", "val metrics = 1 process", "s"]
     print(markdown(header, [[str(value) for value in row.values()] for row in rows]))
 
 

@@ -20,6 +20,7 @@ disks would. The data module records every ``prepare_data`` call Lightning makes
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -32,6 +33,7 @@ from typing import Literal
 
 import torch
 import yaml
+from lightning.pytorch import Callback, LightningModule, Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from catlight.data import (
@@ -97,6 +99,21 @@ class RecordedGymnasium(PrepareDataRecord, GymnasiumDataModule):
     """:class:`~catlight.data.GymnasiumDataModule` recording its (empty) preparations."""
 
 
+class MetricsDump(Callback):
+    """Writes the metrics of a validation to a JSON file (``{name: value}``).
+
+    Args:
+        path: the file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        metrics = {name: value.item() for name, value in trainer.callback_metrics.items()}
+        self.path.write_text(json.dumps(metrics))
+
+
 # the data class of a family's arguments -> the same class recording its preparations
 RECORDED = {
     "BinarizedMNISTDataModule": RecordedBinarizedMNIST,
@@ -154,17 +171,24 @@ class TwoNodeRun:
         launcher: ``"torchrun"``, ``"slurm"`` or ``"one_node"``.
         folder: holds ``node0/`` and (but for ``one_node``) ``node1/``.
         seconds: wall time from the start of the first process to the end of the last.
+        shared_data: whether the nodes shared one data folder (``folder/data``), as
+            on a shared file system, instead of a copy each.
     """
 
     family: Family
     launcher: Launcher
     folder: Path
     seconds: float
+    shared_data: bool = False
 
     @property
     def nodes(self) -> list[Path]:
         """The node folders."""
         return sorted(self.folder.glob("node*"))
+
+    def data_dir(self, node: Path) -> Path:
+        """The data folder of a node."""
+        return self.folder / "data" if self.shared_data else node / "data"
 
     def prepare_calls(self, node: Path) -> list[str]:
         """``node_rank local_rank global_rank environment`` of each call on a node."""
@@ -179,27 +203,67 @@ class TwoNodeRun:
         """The checkpoints a node wrote."""
         return sorted((node / "runs").rglob("*.ckpt"))
 
-    def last_scalars(self) -> dict[str, float]:
-        """The last logged value of each of the family's metrics (node 0's log)."""
+    def last_scalars(self, metrics: tuple[str, ...] | None = None) -> dict[str, float]:
+        """The last logged value of each metric (the family's by default; node 0's log)."""
         (event_file,) = self.event_files(self.nodes[0])
         events = EventAccumulator(str(event_file.parent))
         events.Reload()
-        return {metric: events.Scalars(metric)[-1].value for metric in self.family.metrics}
+        return {
+            metric: events.Scalars(metric)[-1].value for metric in metrics or self.family.metrics
+        }
+
+    def step_checkpoint(self) -> Path:
+        """The checkpoint that node 0 wrote at the end of training (not ``last.ckpt``)."""
+        (path,) = (path for path in self.checkpoints(self.nodes[0]) if path.name != "last.ckpt")
+        return path
 
     def final_state(self) -> dict[str, torch.Tensor]:
-        """The model's weights and buffers in the step checkpoint of node 0."""
-        (path,) = (path for path in self.checkpoints(self.nodes[0]) if path.name != "last.ckpt")
-        return torch.load(path, weights_only=True)["state_dict"]
+        """The model's weights and buffers at the end of training."""
+        return torch.load(self.step_checkpoint(), weights_only=True)["state_dict"]
+
+    def validate_one_process(self) -> dict[str, float]:
+        """The family's deterministic validation metrics of the final weights, one process.
+
+        ``catlight validate`` of :meth:`step_checkpoint` on node 0's data, over the
+        validation examples of all the ranks (the family's ``one_process_overrides``).
+        """
+        family, node = self.family, self.nodes[0]
+        output = self.folder / "one_process_metrics.json"
+        dump = {"class_path": f"{__name__}.MetricsDump", "init_args": {"path": str(output)}}
+        args = fit_args(
+            family,
+            self.data_dir(node),
+            *family.ddp_overrides,
+            *family.one_process_overrides,
+            f"--trainer.default_root_dir={self.folder / 'one_process'}",
+            f"--ckpt_path={self.step_checkpoint()}",
+            "--trainer.callbacks+=" + json.dumps(dump),
+        )
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "catlight", "validate", *args]
+        result = subprocess.run(
+            command, cwd=self.folder, env=env, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"one-process validation failed:\n{result.stderr[-3000:]}")
+        metrics = json.loads(output.read_text())
+        return {name: metrics[name] for name in family.deterministic_val_metrics}
 
 
 def node_command(
-    family: Family, node: Path, launcher: Launcher, node_rank: int, port: int, *overrides: str
+    family: Family,
+    node: Path,
+    data_dir: Path,
+    launcher: Launcher,
+    node_rank: int,
+    port: int,
+    *overrides: str,
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of the process started on one node."""
     shape = (1, 2) if launcher == "one_node" else (NUM_NODES, 1)
     args = fit_args(
         family,
-        node / "data",
+        data_dir,
         *family.ddp_overrides,
         "--trainer.max_epochs=1",
         "--trainer.limit_train_batches=2",
@@ -228,9 +292,22 @@ def node_command(
 
 
 def rehearse(
-    family: Family, launcher: Launcher, folder: Path, *overrides: str, timeout: float = 300
+    family: Family,
+    launcher: Launcher,
+    folder: Path,
+    *overrides: str,
+    shared_data: bool = False,
+    timeout: float = 300,
 ) -> TwoNodeRun:
     """Fit ``family`` for 2 steps under ``launcher``, every node's process at once.
+
+    Args:
+        family: the family.
+        launcher: ``"torchrun"``, ``"slurm"`` or ``"one_node"``.
+        folder: a new folder for the node folders (and the shared data folder).
+        *overrides: more ``catlight fit`` arguments.
+        shared_data: give the nodes one data folder instead of a copy each.
+        timeout: seconds the processes may run.
 
     Raises:
         RuntimeError: a process failed or ran past ``timeout`` seconds (all are ended),
@@ -242,7 +319,8 @@ def rehearse(
     for node_rank in range(1 if launcher == "one_node" else NUM_NODES):
         node = folder / f"node{node_rank}"
         node.mkdir(parents=True)
-        command, env = node_command(family, node, launcher, node_rank, port, *overrides)
+        data_dir = folder / "data" if shared_data else node / "data"
+        command, env = node_command(family, node, data_dir, launcher, node_rank, port, *overrides)
         with (node / "output.txt").open("w") as output:
             processes.append(
                 subprocess.Popen(
@@ -268,4 +346,4 @@ def rehearse(
         if code != 0:
             tail = (folder / f"node{node_rank}" / "output.txt").read_text()[-3000:]
             raise RuntimeError(f"{launcher} node {node_rank} ended with {code}:\n{tail}")
-    return TwoNodeRun(family, launcher, folder, seconds)
+    return TwoNodeRun(family, launcher, folder, seconds, shared_data)
