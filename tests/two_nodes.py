@@ -44,7 +44,6 @@ from catlight.data import (
 from tests.scale_families import REPO, Family, RecordedSimulation, fit_args
 
 Launcher = Literal["torchrun", "slurm", "one_node"]
-LAUNCHERS: tuple[Launcher, ...] = ("torchrun", "slurm", "one_node")
 NUM_NODES = 2
 PREPARE_RECORD = "prepare_data_calls.txt"
 # variables of launchers and clusters that would change how Lightning sees a run
@@ -131,8 +130,12 @@ def data_class(family: Family, args: list[str]) -> str:
     return yaml.safe_load(family.config_path.read_text())["data"]["class_path"]
 
 
-def free_port(low: int = 20000, high: int = 25000) -> int:
-    """A TCP port of 127.0.0.1 in ``[low, high)`` that nothing listens on now."""
+def free_port(low: int = 15000, high: int = 25000) -> int:
+    """A TCP port of 127.0.0.1 in ``[low, high)`` that nothing listens on now.
+
+    The default range holds the ports that Lightning derives from a SLURM job id
+    (its last 4 digits + 15000).
+    """
     for port in range(low + os.getpid() % 1000, high):
         with socket.socket() as probe:
             try:
@@ -313,7 +316,7 @@ def rehearse(
         RuntimeError: a process failed or ran past ``timeout`` seconds (all are ended),
             with the tail of its output.
     """
-    port = free_port(15000, 25000)
+    port = free_port()
     processes = []
     start = time.perf_counter()
     for node_rank in range(1 if launcher == "one_node" else NUM_NODES):
