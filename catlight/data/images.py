@@ -34,7 +34,7 @@ __all__ = [
 class ImageDataModule(TensorDataModule):
     """Base class: splits held as tensors, served from the training device.
 
-    Subclasses implement :meth:`prepare_data` (download, on rank 0) and
+    Subclasses implement :meth:`prepare_data` (download, once per node) and
     :meth:`load_splits` (read the files into ``train``/``valid``/``test`` tuples of
     byte tensors) and may override :meth:`to_float` to binarize.
 
@@ -131,7 +131,7 @@ class BinarizedMNISTDataModule(ImageDataModule):
     npz_name = "binarized_mnist.npz"
 
     def prepare_data(self) -> None:
-        """Download the ``.amat`` files and cache them as ``.npz`` (rank 0 only)."""
+        """Download the ``.amat`` files and cache them as ``.npz`` (local rank 0)."""
         npz_path = self.data_dir / self.npz_name
         if npz_path.exists():
             return

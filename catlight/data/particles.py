@@ -1,7 +1,7 @@
 """Simulated interacting particles for Neural Relational Inference (NRI).
 
 :class:`ParticlesDataModule` simulates a data set with
-:class:`~catlight.data.simulation.ParticleSystem` once (on rank 0, in ``prepare_data``),
+:class:`~catlight.data.simulation.ParticleSystem` once per node (local rank 0, in ``prepare_data``),
 caches it in ``data_dir`` under a name derived from every setting that changes the data,
 and serves normalised trajectories with the ground-truth interaction graph.
 
@@ -198,7 +198,7 @@ class ParticlesDataModule(TensorDataModule):
         return self.data_dir / name
 
     def prepare_data(self) -> None:
-        """Simulate every split and write the cache, unless it exists (rank 0 only).
+        """Simulate every split and write the cache, unless it exists (local rank 0).
 
         The cache is written under a unique temporary name and renamed, so two runs
         simulating the same data set at once both succeed. When ``data_dir`` cannot
