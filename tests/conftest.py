@@ -171,3 +171,16 @@ def mnist_writer() -> Callable[[Path, dict[str, np.ndarray]], Path]:
 def npz_writer() -> Callable[..., dict]:
     """:func:`write_binarized_npz` as a fixture: ``npz_writer(folder, sizes, seed=0)``."""
     return write_binarized_npz
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
