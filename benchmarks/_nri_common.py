@@ -20,8 +20,7 @@ import torch
 from lightning.pytorch import Trainer
 from nri_simulation import cpu_model
 
-from catlight.data import ParticlesDataModule
-from catlight.models import NRI
+from catlight.tasks.nri import NRI, ParticlesDataModule
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from catlight.data import SemiSupervisedFashionMNISTDataModule
 from catlight.latent import DiscreteLatent, Exact, Softmax
-from catlight.models import SemiSupervisedVAE
+from catlight.tasks.semisupervised import SemiSupervisedFashionMNISTDataModule, SemiSupervisedVAE
 
 # variant -> settings it changes from the configs' (z of 50, Adam 1e-3, dynamic
 # binarization, per-batch means with labeled weight 1 and alpha = 0.1 N / N_labeled)

@@ -52,7 +52,7 @@ from _resumable import batch_count
 from nri_simulation import simulation_table
 
 from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.models import NRI
+from catlight.tasks.nri import NRI
 
 
 @dataclass(frozen=True)

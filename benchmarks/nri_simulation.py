@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from _common import markdown
 
-from catlight.data import ParticlesDataModule, ParticleSystem
+from catlight.tasks.nri import ParticlesDataModule, ParticleSystem
 
 # the published data set: (simulations, recorded states) per split
 PUBLISHED_SPLITS = {"train": (50000, 49), "valid": (10000, 49), "test": (10000, 99)}

@@ -11,7 +11,7 @@ encoder, decoder, optimiser and epochs differ only in the edge latent:
   as the tree, so that row isolates the structure prior);
 - spanning tree: one tree per simulation (``StructuredLatent(SpanningTree(N))``),
   T-REINFORCE with a leave-one-out baseline over 4 sampled trees, uniform prior over
-  trees (:mod:`catlight.models.nri_edge_latents`).
+  trees (:mod:`catlight.tasks.nri.edge_latents`).
 
 Both use ``skip_first`` (type 0: no interaction). The table gives the test edge accuracy
 of the most probable graph (plain, and under the best relabelling of the two types),
@@ -40,10 +40,9 @@ import torch
 from _common import markdown
 from _nri_common import Preset, make_data, make_parser, mse_cells, print_header, train_and_test
 
-from catlight.data import ParticlesDataModule
 from catlight.latent import DiscreteLatent, GumbelSoftmax, LeaveOneOut, Softmax
 from catlight.latent.structured import SpanningTree, StructuredLatent, TraceReinforce
-from catlight.models import NRI
+from catlight.tasks.nri import NRI, ParticlesDataModule
 
 PRESETS = {
     "quick": Preset(5000, 500, 500, 12, 64, 32, 1e-3, skip_first=True),

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from catlight.latent import ESTIMATORS, Catnat, DiscreteLatent, Exact, Softmax
-from catlight.models import StructuredOutputPrediction
+from catlight.tasks.vae import StructuredOutputPrediction
 
 # the registry's estimators with its settings, but a fixed temperature: the saddle is
 # the optimizer's, not the annealing's; Exact cannot enumerate 10^20 configurations

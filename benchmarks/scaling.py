@@ -34,13 +34,11 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 
-from catlight.data import (
-    BinarizedMNISTDataModule,
-    ParticlesDataModule,
-    SemiSupervisedFashionMNISTDataModule,
-)
+from catlight.data import BinarizedMNISTDataModule
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.models import NRI, CategoricalVAE, SemiSupervisedVAE
+from catlight.tasks.nri import NRI, ParticlesDataModule
+from catlight.tasks.semisupervised import SemiSupervisedFashionMNISTDataModule, SemiSupervisedVAE
+from catlight.tasks.vae import CategoricalVAE
 
 Builder = Callable[[Path, Path, int], tuple[LightningModule, LightningDataModule]]
 

@@ -41,7 +41,7 @@ from vae_throughput import train_loop
 from catlight.data import BinarizedMNISTDataModule
 from catlight.latent import ESTIMATORS as ESTIMATOR_REGISTRY
 from catlight.latent import Catnat, DiscreteLatent, Estimator, Softmax
-from catlight.models import CategoricalVAE
+from catlight.tasks.vae import CategoricalVAE
 
 matplotlib.use("Agg")
 from matplotlib import pyplot

@@ -55,8 +55,8 @@ from _semisupervised_runs import (
 )
 from lightning.pytorch import Callback, Trainer
 
-from catlight.data import (
-    DataFileError,
+from catlight.data import DataFileError
+from catlight.tasks.semisupervised import (
     SemiSupervisedFashionMNISTDataModule,
     SemiSupervisedMNISTDataModule,
 )

@@ -28,7 +28,7 @@ class EstimatorStep(Callback):
     the Gumbel-Softmax temperature schedules and the REINFORCE baselines advance
     there. An annealed temperature is logged as ``tau`` (``tau/<module name>`` when
     the model has several). Every catlight model adds this callback itself (see
-    :class:`~catlight.models.LatentModelMixin`) and the ``catlight`` CLI adds it for
+    :class:`~catlight.tasks.LatentModelMixin`) and the ``catlight`` CLI adds it for
     any other model.
     """
 

@@ -20,10 +20,10 @@ import catlight.checkpoints
 import catlight.config_yaml
 import catlight.data
 import catlight.latent
-import catlight.models
+import catlight.tasks
 from catlight.cli_errors import DEBUG_HINT, ConfigError, locate_setting, short_parse_error
 from catlight.cli_swaps import estimators_start_from_defaults
-from catlight.data.particles import simulate_main
+from catlight.tasks.nri.data import simulate_main
 
 __all__ = ["CatlightCLI", "main"]
 
@@ -103,7 +103,7 @@ class CatlightCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer; it steps the estimators of a model without LatentModelMixin too."""
         trainer = super().instantiate_trainer(**kwargs)
-        if not isinstance(self.model, catlight.models.LatentModelMixin):
+        if not isinstance(self.model, catlight.tasks.LatentModelMixin):
             trainer.callbacks.append(catlight.callbacks.EstimatorStep())
         return trainer
 
@@ -141,7 +141,7 @@ def main(args: ArgsType = None) -> None:
     """Run the CLI on ``args`` (``sys.argv[1:]`` when None).
 
     ``catlight simulate ...`` is not a LightningCLI subcommand: it writes a simulated
-    particles data set (:func:`catlight.data.particles.simulate_main`). Modules in
+    particles data set (:func:`catlight.tasks.nri.data.simulate_main`). Modules in
     the working directory can be named in YAML (``class_path: mymodel.MyModel``), as
     with ``python -m catlight``. A configuration error prints a few lines and exits
     with status 2; ``--debug`` or ``CATLIGHT_DEBUG=1`` shows the full error instead.

@@ -19,7 +19,8 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor
 
-from catlight.data import ParticlesDataModule, Rollout
+from catlight.tasks.nri import ParticlesDataModule
+from catlight.tasks.rl import Rollout
 from tests.conftest import write_binarized_npz, write_mnist_files
 
 REPO = Path(__file__).resolve().parents[1]

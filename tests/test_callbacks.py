@@ -27,7 +27,8 @@ from catlight.latent import (
     Softmax,
     StraightThroughGumbelSoftmax,
 )
-from catlight.models import CategoricalVAE, LatentModelMixin
+from catlight.tasks import LatentModelMixin
+from catlight.tasks.vae import CategoricalVAE
 
 # -- EstimatorStep: the temperature schedule and the baseline, once per optimizer step ----
 

@@ -76,7 +76,7 @@ def test_estimator_named_on_the_command_line_starts_from_its_own_defaults():
 
 def test_main_imports_a_model_from_the_working_directory(tmp_path, monkeypatch, capsys):
     (tmp_path / "mymodel_in_cwd.py").write_text(
-        "from catlight.models import CategoricalVAE\n\n\nclass MyModel(CategoricalVAE):\n    pass\n"
+        "from catlight.tasks import CategoricalVAE\n\n\nclass MyModel(CategoricalVAE):\n    pass\n"
     )
     (tmp_path / "my.yaml").write_text("model:\n  class_path: mymodel_in_cwd.MyModel\n")
     monkeypatch.chdir(tmp_path)

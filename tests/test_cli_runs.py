@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from catlight.cli import main
 from catlight.data import DataFileError
 from catlight.latent import ReinMax
-from catlight.models import CategoricalVAE
+from catlight.tasks.vae import CategoricalVAE
 
 REPO = Path(__file__).resolve().parents[1]
 GS_CONFIG = REPO / "configs" / "vae" / "categorical" / "gs_softmax.yaml"
@@ -113,7 +113,7 @@ def test_cli_fit_saves_the_resolved_config_in_the_log_dir(fitted):
     assert config_path.is_file()
     config = yaml.safe_load(config_path.read_text())
     assert config["seed_everything"] == 0
-    assert config["model"]["class_path"] == "catlight.models.CategoricalVAE"
+    assert config["model"]["class_path"] == "catlight.tasks.CategoricalVAE"
     assert config["model"]["init_args"]["num_latents"] == 3
     estimator = config["model"]["init_args"]["latent"]["init_args"]["estimator"]
     assert estimator["class_path"] == "catlight.latent.ReinMax"

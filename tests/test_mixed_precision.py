@@ -18,10 +18,10 @@ from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.plugins import MixedPrecision
 from torch import nn
 
-from catlight.data import GymnasiumDataModule
 from catlight.latent import ESTIMATORS as REGISTRY
 from catlight.latent import DiscreteLatent, Softmax
-from catlight.models import ActorCritic, CategoricalVAE
+from catlight.tasks.rl import ActorCritic, GymnasiumDataModule
+from catlight.tasks.vae import CategoricalVAE
 from tests.scale_families import FAMILIES, fit_args
 
 

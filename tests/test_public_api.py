@@ -7,7 +7,11 @@ PACKAGES = [
     "catlight.latent",
     "catlight.latent.estimators",
     "catlight.latent.structured",
-    "catlight.models",
+    "catlight.tasks",
+    "catlight.tasks.vae",
+    "catlight.tasks.semisupervised",
+    "catlight.tasks.nri",
+    "catlight.tasks.rl",
     "catlight.data",
 ]
 

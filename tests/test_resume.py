@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from catlight.callbacks import RandomState
-from catlight.data import Rollout
+from catlight.tasks.rl import Rollout
 from tests.scale_families import FAMILIES, RL_ENVS, RL_ROLLOUTS, RL_STEPS, Family, fit_args
 
 CHECKPOINT_STEP = 5

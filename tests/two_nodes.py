@@ -36,11 +36,9 @@ import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from catlight.data import (
-    BinarizedMNISTDataModule,
-    GymnasiumDataModule,
-    SemiSupervisedMNISTDataModule,
-)
+from catlight.data import BinarizedMNISTDataModule
+from catlight.tasks.rl import GymnasiumDataModule
+from catlight.tasks.semisupervised import SemiSupervisedMNISTDataModule
 from tests.scale_families import REPO, Family, RecordedSimulation, fit_args
 
 Launcher = Literal["torchrun", "slurm", "one_node"]

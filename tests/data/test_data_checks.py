@@ -11,7 +11,7 @@ import pytest
 
 from catlight.data import BadDataFileError, BinarizedMNISTDataModule, MNISTDataModule
 from tests.conftest import make_mnist_arrays, write_binarized_npz, write_mnist_files
-from tests.data.test_particles import tiny_data
+from tests.tasks.nri.test_data import tiny_data
 
 SIZES = {"train": 4, "valid": 2, "test": 2}
 
@@ -198,7 +198,7 @@ def test_binarized_mnist_reads_a_read_only_folder_without_caching(tmp_path, monk
 
 
 def test_particles_in_a_read_only_folder_simulate_in_memory(tmp_path, monkeypatch):
-    monkeypatch.setattr("catlight.data.particles.can_write_to", lambda folder: False)
+    monkeypatch.setattr("catlight.tasks.nri.data.can_write_to", lambda folder: False)
     data = tiny_data(tmp_path)
     with pytest.warns(UserWarning, match="is not writable: .* simulated in memory"):
         data.setup()
