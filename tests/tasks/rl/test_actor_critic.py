@@ -248,7 +248,6 @@ def test_actor_critic_rejects_a_model_that_does_not_fit_the_environment(tmp_path
             {"algorithm": "a2c", "update_epochs": 1, "num_minibatches": 1, "value_clip_range": 0.2},
             "value_clip_range is a PPO setting",
         ),
-        ({"optimizer": "sgd"}, "optimizer must be 'adam' or 'rmsprop'"),
         ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
         ({"clip_range": 0.0}, "clip_range must be > 0, got 0.0"),
         ({"value_clip_range": -1.0}, "value_clip_range must be > 0 or None"),
