@@ -10,8 +10,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
-from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.latent.estimators.base import sample_categories
+from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax, sample_categories
 from catlight.models.latent_model import LatentModelMixin
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp

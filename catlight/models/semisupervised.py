@@ -12,8 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from catlight.latent import DiscreteLatent, Exact, Softmax
-from catlight.latent.sample import categorical_kl
+from catlight.latent import DiscreteLatent, Exact, Softmax, categorical_kl
 from catlight.models.image_networks import Architecture, image_decoder, image_features
 from catlight.models.latent_model import LatentModelMixin
 from catlight.models.likelihood import bernoulli_nll

@@ -10,9 +10,13 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from catlight.callbacks import writes_logs
-from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.latent.estimators.base import sample_categories
-from catlight.latent.sample import categorical_kl
+from catlight.latent import (
+    DiscreteLatent,
+    GumbelSoftmax,
+    Softmax,
+    categorical_kl,
+    sample_categories,
+)
 from catlight.models.latent_model import LatentModelMixin
 from catlight.models.likelihood import bernoulli_nll, log_mean_exp
 from catlight.models.networks import Activation, mlp
