@@ -40,8 +40,9 @@ class DiscreteLatent(nn.Module):
             :class:`~catlight.latent.Catnat`.
         estimator: e.g. :class:`~catlight.latent.GumbelSoftmax` or
             :class:`~catlight.latent.LeaveOneOut`. ``None`` makes a layer that only
-            gives :meth:`log_probs` and :meth:`distribution` (an RL policy head, whose
-            gradient comes from the algorithm's own loss), and cannot be called.
+            gives :meth:`log_probs`, :meth:`distribution`, :meth:`sample_with_log_prob`
+            and :meth:`mode` (an RL policy head, whose gradient comes from the
+            algorithm's own loss), and cannot be called.
         validate_args: check every input: a NaN or +inf score (or a -inf one where the
             parameterization cannot mask with it) is a ValueError that names the
             layer, how many entries are bad and where the first one is, and so is a
@@ -70,6 +71,7 @@ class DiscreteLatent(nn.Module):
         - out.log_probs: ``(*batch, N, K)`` float32
         - out.z: ``(S, *batch, N, K)``
         - out.objective(cost): cost ``(S, *batch)`` -> ``(*batch)``
+        - mode(scores): ``(*batch, N, K)`` one-hot
 
     Example::
 
