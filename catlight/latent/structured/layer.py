@@ -94,7 +94,7 @@ class StructuredLatent(nn.Module):
         highest-scoring items, for :class:`Permutation` the items sorted by decreasing
         score (both the most probable trace), for :class:`SpanningTree` the maximum
         spanning tree of the scores (Kruskal), and for :class:`BinaryTree` the tree whose
-        every parent outscores its children (the Cartesian tree of ``-theta``). Encoded
+        every parent outscores its children (a max-heap Cartesian tree). Encoded
         like one sample of ``z``, in float32, without gradient.
 
         Shapes:
