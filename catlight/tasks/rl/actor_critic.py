@@ -58,9 +58,9 @@ class ActorCritic(BaseTask):
     data module's deterministic (argmax) evaluation episodes, also as ``hp_metric``.
 
     Args:
-        latent: the policy head, used through its ``log_probs``; it needs no estimator
-            (the policy gradient is written with ``log pi``). Default: 2 categories,
-            Softmax.
+        latent: the policy head, used through its ``log_probs`` and
+            ``sample_with_log_prob``; it must have no estimator (the policy gradient is
+            written with ``log pi``). Default: 2 categories, Softmax.
         observation_size: inputs per observation (4 for CartPole-v1).
         hidden_sizes: hidden widths of the actor and critic MLPs.
         activation: hidden activation.
@@ -92,7 +92,7 @@ class ActorCritic(BaseTask):
     Raises:
         ValueError: for an option outside its allowed values, a non-positive size or
             rate, coefficients out of range, a shared network without hidden layers,
-            or A2C with more than one epoch or minibatch.
+            A2C with more than one epoch or minibatch, or a latent with an estimator.
     """
 
     def __init__(
@@ -132,6 +132,13 @@ class ActorCritic(BaseTask):
             entropy_coef=entropy_coef,
             value_coef=value_coef,
         )
+        if latent is not None and latent.estimator is not None:
+            raise ValueError(
+                "ActorCritic: latent.estimator (model.init_args.latent.init_args.estimator) "
+                f"must be null, got {type(latent.estimator).__name__}; the policy samples "
+                "through the layer's own sample_with_log_prob / distribution and its "
+                "gradient is written with log pi, so an estimator would be ignored"
+            )
         if shared_network and not hidden_sizes:
             raise ValueError("ActorCritic: shared_network needs hidden_sizes, got none")
         self.automatic_optimization = False
@@ -208,11 +215,9 @@ class ActorCritic(BaseTask):
 
     def act(self, observations: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Sampled actions, their log-probabilities, and values. ``(B, D) -> 3 x (B,)``."""
-        log_probs, values = self.policy(observations)
-        # exponential race: argmin_k E_k / p_k with E_k ~ Exp(1) is distributed as p
-        races = torch.empty_like(log_probs).exponential_().log_().sub_(log_probs)
-        actions = races.argmin(-1)
-        return actions, log_probs.gather(-1, actions.unsqueeze(-1))[:, 0], values
+        scores, values = self(observations)
+        actions, log_probs, _ = self.latent.sample_with_log_prob(scores)
+        return actions[:, 0], log_probs[:, 0], values
 
     def value(self, observations: Tensor) -> Tensor:
         """State values. Shapes: ``(B, D) -> (B,)``."""

@@ -12,8 +12,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 from typing_extensions import override
 
-from catlight.latent import DiscreteLatent, Exact, Softmax
-from catlight.latent.sample import categorical_kl
+from catlight.latent import DiscreteLatent, Exact, Softmax, categorical_kl
 from catlight.tasks.base import BaseTask
 from catlight.tasks.image_grid import reconstructions_and_samples
 from catlight.tasks.likelihood import bernoulli_nll

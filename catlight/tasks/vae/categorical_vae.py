@@ -11,9 +11,13 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from catlight.callbacks import writes_logs
-from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.latent.estimators.base import sample_categories
-from catlight.latent.sample import categorical_kl
+from catlight.latent import (
+    DiscreteLatent,
+    GumbelSoftmax,
+    Softmax,
+    categorical_kl,
+    sample_categories,
+)
 from catlight.tasks.base import BaseTask
 from catlight.tasks.image_grid import reconstructions_and_samples
 from catlight.tasks.likelihood import bernoulli_nll, log_mean_exp

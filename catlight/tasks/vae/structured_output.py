@@ -10,8 +10,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from typing_extensions import override
 
-from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.latent.estimators.base import sample_categories
+from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax, sample_categories
 from catlight.tasks.base import BaseTask
 from catlight.tasks.image_grid import reconstructions_and_samples
 from catlight.tasks.likelihood import bernoulli_nll, log_mean_exp

@@ -12,7 +12,7 @@ import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from catlight.latent import Catnat, DiscreteLatent, Softmax
+from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.tasks.rl import ActorCritic, GymnasiumDataModule
 from tests.config_checks import assert_print_config_resolves
 
@@ -297,3 +297,28 @@ def test_rl_configs_fast_dev_run_trains_one_rollout(path, run_cli):
     assert cli.model.env_steps.item() == data["num_envs"] * data["num_steps"]
     assert math.isfinite(cli.trainer.callback_metrics["val/episodic_return"].item())
     assert math.isfinite(cli.trainer.callback_metrics["train/entropy"].item())
+
+
+def test_policy_rejects_a_latent_with_an_estimator():
+    latent = DiscreteLatent(2, Softmax(), GumbelSoftmax())
+    with pytest.raises(
+        ValueError,
+        match=r"latent\.estimator \(model\.init_args\.latent\.init_args\.estimator\) must be "
+        r"null, got GumbelSoftmax; the policy samples through the layer's own "
+        r"sample_with_log_prob / distribution .* an estimator would be ignored",
+    ):
+        ActorCritic(latent)
+
+
+def test_policy_acts_through_the_layer_sampling():
+    torch.manual_seed(0)
+    model = ActorCritic(DiscreteLatent(3, Catnat()), observation_size=4)
+    observations = torch.randn(64, 4)
+    torch.manual_seed(1)
+    actions, log_probs, values = model.act(observations)
+    torch.manual_seed(1)
+    scores, expected_values = model(observations)
+    expected_actions, expected_log_probs, _ = model.latent.sample_with_log_prob(scores)
+    assert torch.equal(actions, expected_actions[:, 0])
+    assert torch.equal(log_probs, expected_log_probs[:, 0])
+    assert torch.equal(values, expected_values)
