@@ -29,10 +29,18 @@ __all__ = ["ActorCritic"]
 class ActorCritic(BaseTask):
     r"""PPO or A2C on a categorical policy ``pi(a|s) = latent.distribution(actor(s))``.
 
-    The actor outputs ``latent.num_scores`` scores per state (K for Softmax, K - 1
-    for Catnat, K = ``latent.num_categories`` = the number of actions); the latent's
+    An action is N categorical variables (N = 1 for a Discrete action space, N =
+    ``len(action_sizes)`` for a MultiDiscrete one), independent given the state:
+    ``log pi(a|s)`` and the entropy are sums over the N variables. The actor outputs
+    ``latent.num_scores`` scores per variable (K for Softmax, K - 1 for Catnat, K =
+    ``latent.num_categories`` = the largest number of actions); the latent's
     parameterization turns them into the policy, so comparing parameterizations
-    changes nothing else. The critic outputs ``V(s)``. Both are MLPs (separate, or a
+    changes nothing else. Variables with fewer than K actions have their padded
+    categories masked; with ``use_action_masks`` the environment's invalid actions
+    (``info["action_mask"]``) are masked too, at collection, in evaluation and in
+    the update (the rollout stores the masks, so the probability ratio compares the
+    same restricted policies). Masked actions have probability exactly 0.
+    The critic outputs ``V(s)``. Both are MLPs (separate, or a
     shared torso with two linear heads) with orthogonal initialisation: gain
     ``sqrt(2)`` for hidden layers, 0.01 for the policy head, 1 for the value head.
 
@@ -62,6 +70,12 @@ class ActorCritic(BaseTask):
             ``sample_with_log_prob``; it must have no estimator (the policy gradient is
             written with ``log pi``). Default: 2 categories, Softmax.
         observation_size: inputs per observation (4 for CartPole-v1).
+        action_sizes: the number of actions of each action variable (a MultiDiscrete
+            space's ``nvec``), their maximum ``latent.num_categories``; None: one
+            variable of ``latent.num_categories`` actions (a Discrete space).
+        use_action_masks: act only on the valid actions that the environment reports
+            in ``info["action_mask"]`` (the data module raises an error if it reports
+            none).
         hidden_sizes: hidden widths of the actor and critic MLPs.
         activation: hidden activation.
         shared_network: one torso for the actor and critic instead of two networks.
@@ -92,13 +106,16 @@ class ActorCritic(BaseTask):
     Raises:
         ValueError: for an option outside its allowed values, a non-positive size or
             rate, coefficients out of range, a shared network without hidden layers,
-            A2C with more than one epoch or minibatch, or a latent with an estimator.
+            A2C with more than one epoch or minibatch, a latent with an estimator, or
+            ``action_sizes`` whose maximum is not ``latent.num_categories``.
     """
 
     def __init__(
         self,
         latent: DiscreteLatent | None = None,
         observation_size: int = 4,
+        action_sizes: list[int] | None = None,
+        use_action_masks: bool = False,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
         shared_network: bool = False,
@@ -145,6 +162,11 @@ class ActorCritic(BaseTask):
         self.latent = latent if latent is not None else DiscreteLatent(2, Softmax())
         self.observation_size = observation_size
         self.num_actions = self.latent.num_categories
+        self.action_sizes = _check_action_sizes(action_sizes, self.num_actions)
+        self.use_action_masks = use_action_masks
+        # categories beyond a variable's size; None when every variable has K actions
+        padding = torch.arange(self.num_actions) < torch.tensor(self.action_sizes)[:, None]
+        self.register_buffer("padding_mask", None if padding.all() else padding, persistent=False)
         self.algorithm = algorithm
         self.learning_rate = learning_rate
         self.anneal_learning_rate = anneal_learning_rate
@@ -171,14 +193,15 @@ class ActorCritic(BaseTask):
     ) -> None:
         """Actor, critic and (shared) torso, orthogonally initialised."""
         sizes = [self.observation_size, *hidden_sizes]
+        num_outputs = len(self.action_sizes) * self.latent.num_scores
         if shared:
             # the hidden layers of an MLP, each followed by its activation
             self.torso: nn.Module = mlp([*sizes, 1], activation)[:-1]
-            self.actor = nn.Linear(hidden_sizes[-1], self.latent.num_scores)
+            self.actor = nn.Linear(hidden_sizes[-1], num_outputs)
             self.critic = nn.Linear(hidden_sizes[-1], 1)
         else:
             self.torso = nn.Identity()
-            self.actor = mlp([*sizes, self.latent.num_scores], activation)
+            self.actor = mlp([*sizes, num_outputs], activation)
             self.critic = mlp([*sizes, 1], activation)
         for module, last_gain in [(self.torso, None), (self.actor, 0.01), (self.critic, 1.0)]:
             linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
@@ -192,40 +215,65 @@ class ActorCritic(BaseTask):
 
         Shapes:
             - observations: ``(B, observation_size)``
-            - output: scores ``(B, 1, latent.num_scores)``, values ``(B,)``
+            - output: scores ``(B, N, latent.num_scores)``, values ``(B,)``
         """
         if self.observation_normalizer is not None:
             observations = self.observation_normalizer(observations)
         features = self.torso(observations)
-        return self.actor(features).unsqueeze(-2), self.critic(features).squeeze(-1)
+        scores = self.actor(features).unflatten(-1, (len(self.action_sizes), -1))
+        return scores, self.critic(features).squeeze(-1)
 
-    def policy(self, observations: Tensor) -> tuple[Tensor, Tensor]:
-        """Log-probabilities of the actions and state values.
-
-        ``latent.log_probs`` of the actor's scores: the normalized logits of
-        ``latent.distribution(scores)``, used directly so that the collection and
-        update loops skip the distribution object's per-call argument checks.
+    def action_mask(self, action_masks: Tensor | None) -> Tensor | None:
+        """The allowed actions: the environment's valid ones, never a padded category.
 
         Shapes:
-            - observations: ``(B, observation_size)``
-            - output: log-probabilities ``(B, num_actions)``, values ``(B,)``
+            - action_masks: ``(B, N, K)`` bool, or None
+            - output: broadcastable to ``(B, N, K)``, or None if every action is allowed
+        """
+        if action_masks is None:
+            return self.padding_mask
+        if self.padding_mask is None:
+            return action_masks
+        return action_masks & self.padding_mask
+
+    def policy(
+        self, observations: Tensor, action_masks: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Log-probabilities of the actions of each variable and state values.
+
+        ``latent.log_probs`` of the actor's scores under :meth:`action_mask`: the
+        normalized logits of ``latent.distribution(scores, mask)``, used directly so
+        that the collection and update loops skip the distribution object's per-call
+        argument checks.
+
+        Shapes:
+            - observations: ``(B, observation_size)``; action_masks: ``(B, N, K)`` or None
+            - output: log-probabilities ``(B, N, K)`` (-inf where masked), values ``(B,)``
         """
         scores, values = self(observations)
-        return self.latent.log_probs(scores)[:, 0], values
+        return self.latent.log_probs(scores, self.action_mask(action_masks)), values
 
-    def act(self, observations: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Sampled actions, their log-probabilities, and values. ``(B, D) -> 3 x (B,)``."""
+    def act(
+        self, observations: Tensor, action_masks: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Sampled actions, their joint log-probabilities (sums over the N variables), values.
+
+        Shapes:
+            - observations: ``(B, observation_size)``; action_masks: ``(B, N, K)`` or None
+            - output: actions ``(B, N)`` int64, log-probabilities ``(B,)``, values ``(B,)``
+        """
         scores, values = self(observations)
-        actions, log_probs, _ = self.latent.sample_with_log_prob(scores)
-        return actions[:, 0], log_probs[:, 0], values
+        mask = self.action_mask(action_masks)
+        actions, log_probs, _ = self.latent.sample_with_log_prob(scores, mask)
+        return actions, log_probs.sum(-1), values
 
     def value(self, observations: Tensor) -> Tensor:
         """State values. Shapes: ``(B, D) -> (B,)``."""
         return self(observations)[1]
 
-    def greedy_action(self, observations: Tensor) -> Tensor:
-        """The most probable actions. Shapes: ``(B, D) -> (B,)``."""
-        return self.policy(observations)[0].argmax(-1)
+    def greedy_action(self, observations: Tensor, action_masks: Tensor | None = None) -> Tensor:
+        """The most probable allowed actions. Shapes: ``(B, D), (B, N, K) -> (B, N)``."""
+        return self.policy(observations, action_masks)[0].argmax(-1)
 
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """The actor-critic loss of a minibatch and its diagnostics (see :func:`actor_critic_loss`).
@@ -234,12 +282,15 @@ class ActorCritic(BaseTask):
         computed outside autocast, so the ratio is exactly 1 before the first update.
 
         Shapes:
-            - batch: ``observations (B, observation_size)``; ``actions``, ``log_probs``,
-              ``values``, ``advantages``, ``returns``: ``(B,)``
+            - batch: ``observations (B, observation_size)``; ``actions (B, N)``;
+              ``log_probs``, ``values``, ``advantages``, ``returns``: ``(B,)``;
+              optionally ``action_masks (B, N, K)``, the masks the actions were drawn under
             - output: scalars
         """
         with torch.autocast(self.device.type, enabled=False):
-            all_log_probs, values = self.policy(batch["observations"].float())
+            all_log_probs, values = self.policy(
+                batch["observations"].float(), batch.get("action_masks")
+            )
         return actor_critic_loss(
             all_log_probs,
             values,
@@ -272,6 +323,8 @@ class ActorCritic(BaseTask):
             "advantages": advantages[valid],
             "returns": returns[valid],
         }
+        if rollout.action_masks is not None:
+            transitions["action_masks"] = rollout.action_masks[valid]
         diagnostics = self._optimize(transitions)
         if self.observation_normalizer is not None:
             self.observation_normalizer.update(transitions["observations"], self._sum_over_ranks)
@@ -419,6 +472,19 @@ def _check_options(
             "ActorCritic: value_clip_range is a PPO setting; algorithm 'a2c' needs it unset "
             f"(None), got {value_clip_range}"
         )
+
+
+def _check_action_sizes(action_sizes: list[int] | None, num_categories: int) -> list[int]:
+    """The action sizes, ``[num_categories]`` if None; ValueError if they do not fit."""
+    if action_sizes is None:
+        return [num_categories]
+    sizes = [int(size) for size in action_sizes]
+    if not sizes or min(sizes) < 1 or max(sizes) != num_categories:
+        raise ValueError(
+            f"ActorCritic: action_sizes must be sizes >= 1 whose maximum is "
+            f"latent.num_categories = {num_categories}, got {action_sizes}"
+        )
+    return sizes
 
 
 def _check_numbers(**values: float | None) -> None:

@@ -9,7 +9,6 @@ collection loop; the LightningModule only has to be an :class:`Agent`.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,9 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.wrappers import DiscretizeAction
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from typing_extensions import override
+
+from catlight.tasks.rl.actions import action_sizes, environment_actions, read_action_masks
 
 __all__ = ["Agent", "Episodes", "GymnasiumDataModule", "Rollout", "RolloutCollector"]
 
@@ -34,20 +36,27 @@ _EVAL_SEED_OFFSET = 1_000_000
 class Agent(Protocol):
     """What the collection loop needs from a model (``ActorCritic`` is one).
 
-    Observations are float32 ``(E, observation_size)``; every output is ``(E,)``.
+    Observations are float32 ``(E, observation_size)``; an action is N categorical
+    variables with ``action_sizes`` categories (N = 1 for a Discrete space), held as
+    ``(E, N)`` int64; ``action_masks`` are bool ``(E, N, max(action_sizes))``, True
+    where an action is valid, given only if ``use_action_masks``; log-probabilities
+    (of the whole action) and values are ``(E,)``.
     """
 
     observation_size: int
-    num_actions: int
+    action_sizes: list[int]
+    use_action_masks: bool
     device: torch.device
 
-    def act(self, observations: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def act(
+        self, observations: Tensor, action_masks: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Sampled actions, their log-probabilities and the values of the observations."""
 
     def value(self, observations: Tensor) -> Tensor:
         """Values of the observations."""
 
-    def greedy_action(self, observations: Tensor) -> Tensor:
+    def greedy_action(self, observations: Tensor, action_masks: Tensor | None = None) -> Tensor:
         """The most probable actions."""
 
 
@@ -63,10 +72,12 @@ class Rollout:
 
     Shapes:
         - observations: ``(T, E, D)`` float32, what the policy acted on
-        - actions: ``(T, E)`` int64; log_probs, values, rewards: ``(T, E)`` float32
+        - actions: ``(T, E, N)`` int64; log_probs, values, rewards: ``(T, E)`` float32
         - terminated, truncated, valid: ``(T, E)`` bool
         - bootstrap_values: ``(E,)``, the values of the observations after the last row
         - episode_returns, episode_lengths: ``(M,)``, the M episodes that ended
+        - action_masks: ``(T, E, N, K)`` bool, the valid actions the policy acted
+          under; None when the agent does not use action masks
     """
 
     observations: Tensor
@@ -80,6 +91,7 @@ class Rollout:
     bootstrap_values: Tensor
     episode_returns: Tensor
     episode_lengths: Tensor
+    action_masks: Tensor | None = None
 
     @property
     def num_env_steps(self) -> int:
@@ -109,6 +121,11 @@ def observation_size(space: gym.Space) -> int:
         f"GymnasiumDataModule: observation spaces must be Box or Discrete, got {space}; "
         "wrap the environment (e.g. gymnasium.wrappers.FlattenObservation)"
     )
+
+
+def environment_name(envs: VectorEnv) -> str:
+    """The id of the environments, for error messages."""
+    return envs.spec.id if envs.spec is not None else "the environment"
 
 
 def encode_observations(space: gym.Space, observations: np.ndarray) -> Tensor:
@@ -143,7 +160,9 @@ class RolloutCollector:
         self.envs = envs
         self.num_steps = num_steps
         self.space = envs.single_observation_space
-        observations, _ = envs.reset(seed=seeds)
+        self.action_space = envs.single_action_space
+        self.env_name = environment_name(envs)
+        observations, self._infos = envs.reset(seed=seeds)
         self._observations = encode_observations(self.space, observations)
         self._resetting = np.zeros(envs.num_envs, dtype=bool)  # next step is an autoreset
         self._episode_returns = np.zeros(envs.num_envs)
@@ -151,10 +170,20 @@ class RolloutCollector:
 
     @torch.no_grad()
     def collect(self, agent: Agent) -> Rollout:
-        """Play ``num_steps`` steps in every environment with ``agent.act``."""
+        """Play ``num_steps`` steps in every environment with ``agent.act``.
+
+        Raises:
+            ValueError: if the agent uses action masks and the environments give none.
+        """
         shape = (self.num_steps, self.envs.num_envs)
+        sizes = action_sizes(self.action_space, self.env_name)
         observations = torch.empty(*shape, self._observations.shape[-1])
-        actions = torch.empty(shape, dtype=torch.long)
+        actions = torch.empty(*shape, len(sizes), dtype=torch.long)
+        masks = (
+            torch.empty(*shape, len(sizes), max(sizes), dtype=torch.bool)
+            if agent.use_action_masks
+            else None
+        )
         log_probs, values = torch.empty(shape), torch.empty(shape)
         rewards = np.empty(shape, dtype=np.float32)
         terminated, truncated, valid = (np.empty(shape, dtype=bool) for _ in range(3))
@@ -162,13 +191,17 @@ class RolloutCollector:
         for step in range(self.num_steps):
             observations[step] = self._observations
             valid[step] = ~self._resetting
+            step_masks = None
+            if masks is not None:
+                masks[step] = read_action_masks(self._infos, self.action_space, self.env_name)
+                step_masks = masks[step].to(agent.device)
             step_actions, log_probs[step], values[step] = agent.act(
-                self._observations.to(agent.device)
+                self._observations.to(agent.device), step_masks
             )
             actions[step] = step_actions
-            next_observations, rewards[step], terminated[step], truncated[step], _ = self.envs.step(
-                step_actions.cpu().numpy()
-            )
+            outcome = self.envs.step(environment_actions(self.action_space, step_actions))
+            next_observations, rewards[step], terminated[step], truncated[step] = outcome[:4]
+            self._infos = outcome[4]
             self._episode_returns += rewards[step]
             self._episode_lengths += valid[step]
             self._resetting = terminated[step] | truncated[step]
@@ -191,6 +224,7 @@ class RolloutCollector:
             bootstrap_values=bootstrap_values,
             episode_returns=torch.from_numpy(np.concatenate([[], *ended_returns])).float(),
             episode_lengths=torch.from_numpy(np.concatenate([[], *ended_lengths])).long(),
+            action_masks=masks,
         )
 
 
@@ -198,17 +232,30 @@ class RolloutCollector:
 def evaluate(envs: VectorEnv, agent: Agent, seeds: list[int]) -> Episodes:
     """One episode per environment with ``agent.greedy_action``, from reset seeds ``seeds``.
 
+    The greedy action is taken among the valid ones if the agent uses action masks.
+
     Returns:
         The returns and lengths of the ``envs.num_envs`` episodes.
+
+    Raises:
+        ValueError: if the agent uses action masks and the environments give none.
     """
-    space = envs.single_observation_space
-    observations, _ = envs.reset(seed=seeds)
+    space, action_space = envs.single_observation_space, envs.single_action_space
+    observations, infos = envs.reset(seed=seeds)
     returns = np.zeros(envs.num_envs)
     lengths = np.zeros(envs.num_envs, dtype=np.int64)
     playing = np.ones(envs.num_envs, dtype=bool)
     while playing.any():
-        actions = agent.greedy_action(encode_observations(space, observations).to(agent.device))
-        observations, rewards, terminated, truncated, _ = envs.step(actions.cpu().numpy())
+        masks = None
+        if agent.use_action_masks:
+            masks = read_action_masks(infos, action_space, environment_name(envs))
+            masks = masks.to(agent.device)
+        actions = agent.greedy_action(
+            encode_observations(space, observations).to(agent.device), masks
+        )
+        observations, rewards, terminated, truncated, infos = envs.step(
+            environment_actions(action_space, actions)
+        )
         returns += rewards * playing
         lengths += playing
         playing &= ~(terminated | truncated)
@@ -265,10 +312,19 @@ class GymnasiumDataModule(LightningDataModule):
     reset with seed ``seed + r * num_envs + i`` (evaluation ones with seeds offset by
     1,000,000).
 
+    The action space is Discrete or MultiDiscrete; :attr:`action_sizes` lists the
+    categories of its action variables (``[n]`` or ``nvec``), which the model must
+    match (checked at setup). A Box action space can be discretised into a
+    MultiDiscrete one with ``action_bins``.
+
     Args:
-        env_id: a registered gymnasium id with a Discrete action space
-            (``CartPole-v1``, ``Acrobot-v1``, ``LunarLander-v3`` with the box2d extra).
+        env_id: a registered gymnasium id with a Discrete or MultiDiscrete action space
+            (``CartPole-v1``, ``Acrobot-v1``, ``Taxi-v4``, ``LunarLander-v3`` with the
+            box2d extra), or a Box one with ``action_bins``.
         env_kwargs: keyword arguments of ``gymnasium.make``.
+        action_bins: discretise a Box action space uniformly into this many levels per
+            dimension (one number, or one per dimension) with gymnasium's
+            ``DiscretizeAction``, as a MultiDiscrete space; None: use the space as it is.
         num_envs: E, environments per rank.
         num_steps: T, steps per environment and rollout.
         total_env_steps: the training budget in environment steps, over all ranks
@@ -280,14 +336,15 @@ class GymnasiumDataModule(LightningDataModule):
 
     Raises:
         ValueError: for a non-positive size, an unknown vectorization, an action space
-            that is not Discrete, an unsupported observation space; at setup, for
-            ``trainer.max_epochs != 1`` or a model whose sizes do not match.
+            that is not Discrete or MultiDiscrete, an unsupported observation space; at
+            setup, for ``trainer.max_epochs != 1`` or a model whose sizes do not match.
     """
 
     def __init__(
         self,
         env_id: str = "CartPole-v1",
         env_kwargs: dict[str, Any] | None = None,
+        action_bins: int | list[int] | None = None,
         num_envs: int = 4,
         num_steps: int = 128,
         total_env_steps: int = 100_000,
@@ -312,32 +369,49 @@ class GymnasiumDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
+        self.action_bins = tuple(action_bins) if isinstance(action_bins, list) else action_bins
         self.num_envs = num_envs
         self.num_steps = num_steps
         self.total_env_steps = total_env_steps
         self.vectorization = vectorization
         self.eval_episodes = eval_episodes
         self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else seed
-        env = gym.make(env_id, **self.env_kwargs)
+        env = self.make_env()
         self.observation_space, self.action_space = env.observation_space, env.action_space
         env.close()
-        if not isinstance(self.action_space, gym.spaces.Discrete) or self.action_space.start:
-            raise ValueError(
-                f"GymnasiumDataModule: {env_id} has action space {self.action_space}; "
-                "actor-critic with a categorical policy needs a Discrete action space "
-                "starting at 0"
-            )
+        self.action_sizes = action_sizes(self.action_space, env_id)
         self.observation_size = observation_size(self.observation_space)
-        self.num_actions = int(self.action_space.n)
+        self.num_actions = max(self.action_sizes)
         self.collector: RolloutCollector | None = None
         self.eval_envs: VectorEnv | None = None
 
+    def make_env(self) -> gym.Env:
+        """One environment, its actions discretised if ``action_bins`` is set.
+
+        Raises:
+            ValueError: for ``action_bins`` with an action space that is not a Box.
+        """
+        env = gym.make(self.env_id, **self.env_kwargs)
+        if self.action_bins is None:
+            return env
+        if not isinstance(env.action_space, gym.spaces.Box):
+            env.close()
+            raise ValueError(
+                f"GymnasiumDataModule: action_bins = {self.action_bins} discretises a Box "
+                f"action space, but {self.env_id} has {env.action_space}; set action_bins "
+                "to null"
+            )
+        return DiscretizeAction(env, self.action_bins, multidiscrete=True)
+
     def make_envs(self, num_envs: int, vectorization: Literal["sync", "async"]) -> VectorEnv:
         """``num_envs`` copies of the environment, autoreset on the next step."""
-        env_fns = [functools.partial(gym.make, self.env_id, **self.env_kwargs)] * num_envs
+        env_fns = [self.make_env] * num_envs
         if vectorization == "async":
-            return AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.NEXT_STEP)
-        return SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.NEXT_STEP)
+            envs = AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.NEXT_STEP)
+        else:
+            envs = SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.NEXT_STEP)
+        envs.spec = gym.spec(self.env_id)  # names the environment in error messages
+        return envs
 
     def setup(self, stage: str) -> None:
         """Check the model against the environment; make this rank's environments."""
@@ -398,11 +472,18 @@ class GymnasiumDataModule(LightningDataModule):
                 f"GymnasiumDataModule: the model must be an actor-critic Agent (act, value, "
                 f"greedy_action; e.g. ActorCritic), got {name}"
             )
-        if agent.num_actions != self.num_actions:
+        if list(agent.action_sizes) != self.action_sizes:
+            if len(self.action_sizes) == len(agent.action_sizes) == 1:
+                raise ValueError(
+                    f"{name}: latent.num_categories is {agent.action_sizes[0]} but "
+                    f"{self.env_id} has {self.num_actions} actions; set "
+                    f"model.init_args.latent.init_args.num_categories to {self.num_actions}"
+                )
             raise ValueError(
-                f"{name}: latent.num_categories is {agent.num_actions} but {self.env_id} has "
-                f"{self.num_actions} actions; set model.init_args.latent.init_args."
-                f"num_categories to {self.num_actions}"
+                f"{name}: action_sizes is {list(agent.action_sizes)} but {self.env_id} has "
+                f"action space {self.action_space}, action sizes {self.action_sizes}; set "
+                f"model.init_args.action_sizes to {self.action_sizes} and "
+                f"model.init_args.latent.init_args.num_categories to {self.num_actions}"
             )
         if agent.observation_size != self.observation_size:
             raise ValueError(
