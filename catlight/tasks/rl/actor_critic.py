@@ -45,7 +45,7 @@ class ActorCritic(BaseTask):
     ``sqrt(2)`` for hidden layers, 0.01 for the policy head, 1 for the value head.
 
     Each training batch is a :class:`~catlight.tasks.rl.collect.Rollout` collected by this
-    policy (see :class:`~catlight.tasks.rl.collect.GymnasiumDataModule`). The training step
+    policy (see :class:`~catlight.tasks.rl.data.GymnasiumDataModule`). The training step
     computes GAE(λ) advantages, drops the autoreset rows, and takes
     ``update_epochs x num_minibatches`` optimizer steps on
 

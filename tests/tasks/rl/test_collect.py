@@ -51,7 +51,7 @@ class ObservationValueAgent:
     """An Agent whose value of an observation encodes it: 10 * episode + step."""
 
     observation_size = 2
-    action_sizes = [2]
+    action_sizes = (2,)
     use_action_masks = False
     device = torch.device("cpu")
 
