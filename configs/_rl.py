@@ -76,16 +76,6 @@ SETTINGS: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
         {"num_envs": 8, "num_steps": 128, "total_env_steps": 200_000},
         {"learning_rate": 1e-3, "update_epochs": 4, "num_minibatches": 4},
     ),
-    ("ppo", "lunarlander_multidiscrete"): (
-        {"num_envs": 16, "num_steps": 1024, "total_env_steps": 1_000_000},
-        {
-            "learning_rate": 3e-4,
-            "anneal_learning_rate": False,
-            "gamma": 0.999,
-            "gae_lambda": 0.98,
-            "num_minibatches": 256,
-        },
-    ),
     ("a2c", "cartpole"): ({"num_envs": 8, "num_steps": 5, "total_env_steps": 500_000}, {}),
     ("a2c", "acrobot"): (
         {"num_envs": 16, "num_steps": 5, "total_env_steps": 500_000},
@@ -101,6 +91,8 @@ SETTINGS: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
         },
     ),
 }
+# the discretised LunarLander trains with the discrete one's settings
+SETTINGS[("ppo", "lunarlander_multidiscrete")] = SETTINGS[("ppo", "lunarlander")]
 # A2C's defaults in the zoo (Stable-Baselines3's A2C)
 A2C = {
     "algorithm": "a2c",
