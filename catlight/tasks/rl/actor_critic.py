@@ -22,6 +22,7 @@ from catlight.tasks.rl.advantages import generalized_advantages
 from catlight.tasks.rl.collect import Episodes, Rollout
 from catlight.tasks.rl.losses import actor_critic_loss
 from catlight.tasks.rl.observation_normalizer import ObservationNormalizer
+from catlight.tasks.rl.settings import check_action_sizes, check_numbers, check_options
 
 __all__ = ["ActorCritic"]
 
@@ -137,8 +138,8 @@ class ActorCritic(BaseTask):
         normalize_observations: bool = False,
     ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
-        _check_options(algorithm, update_epochs, num_minibatches, value_clip_range)
-        _check_numbers(
+        check_options(algorithm, update_epochs, num_minibatches, value_clip_range)
+        check_numbers(
             observation_size=observation_size,
             learning_rate=learning_rate,
             clip_range=clip_range,
@@ -162,7 +163,7 @@ class ActorCritic(BaseTask):
         self.latent = latent if latent is not None else DiscreteLatent(2, Softmax())
         self.observation_size = observation_size
         self.num_actions = self.latent.num_categories
-        self.action_sizes = _check_action_sizes(action_sizes, self.num_actions)
+        self.action_sizes = check_action_sizes(action_sizes, self.num_actions)
         self.use_action_masks = use_action_masks
         # categories beyond a variable's size; None when every variable has K actions
         padding = torch.arange(self.num_actions) < torch.tensor(self.action_sizes)[:, None]
@@ -445,58 +446,3 @@ class ActorCritic(BaseTask):
 
     def _sum_over_ranks(self, tensor: Tensor) -> Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum")
-
-
-def _check_options(
-    algorithm: str,
-    update_epochs: int,
-    num_minibatches: int,
-    value_clip_range: float | None,
-) -> None:
-    """Raise ValueError for an unknown option or a PPO-only setting given to A2C."""
-    if algorithm not in ("ppo", "a2c"):
-        raise ValueError(f"ActorCritic: algorithm must be 'ppo' or 'a2c', got {algorithm!r}")
-    if update_epochs < 1 or num_minibatches < 1:
-        raise ValueError(
-            "ActorCritic: update_epochs and num_minibatches must be >= 1, got "
-            f"{update_epochs} and {num_minibatches}"
-        )
-    if algorithm == "a2c" and (update_epochs, num_minibatches) != (1, 1):
-        raise ValueError(
-            "ActorCritic: algorithm 'a2c' takes one full-batch step per rollout, so "
-            f"update_epochs and num_minibatches must be 1, got {update_epochs} and "
-            f"{num_minibatches}"
-        )
-    if algorithm == "a2c" and value_clip_range is not None:
-        raise ValueError(
-            "ActorCritic: value_clip_range is a PPO setting; algorithm 'a2c' needs it unset "
-            f"(None), got {value_clip_range}"
-        )
-
-
-def _check_action_sizes(action_sizes: list[int] | None, num_categories: int) -> list[int]:
-    """The action sizes, ``[num_categories]`` if None; ValueError if they do not fit."""
-    if action_sizes is None:
-        return [num_categories]
-    sizes = [int(size) for size in action_sizes]
-    if not sizes or min(sizes) < 1 or max(sizes) != num_categories:
-        raise ValueError(
-            f"ActorCritic: action_sizes must be sizes >= 1 whose maximum is "
-            f"latent.num_categories = {num_categories}, got {action_sizes}"
-        )
-    return sizes
-
-
-def _check_numbers(**values: float | None) -> None:
-    """Raise ValueError for a size, rate or coefficient outside its range."""
-    for name, value in values.items():
-        if name in ("gamma", "gae_lambda"):
-            allowed, valid = "in [0, 1]", 0 <= value <= 1
-        elif name in ("entropy_coef", "value_coef"):
-            allowed, valid = ">= 0", value >= 0
-        elif name in ("value_clip_range", "max_grad_norm"):
-            allowed, valid = "> 0 or None", value is None or value > 0
-        else:
-            allowed, valid = "> 0", value > 0
-        if not valid:
-            raise ValueError(f"ActorCritic: {name} must be {allowed}, got {value}")
