@@ -8,6 +8,7 @@ model being trained, each validation batch the
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -28,10 +29,30 @@ from catlight.tasks.rl.collect import (
     observation_size,
 )
 
-__all__ = ["GymnasiumDataModule"]
+__all__ = ["GymnasiumDataModule", "make_env"]
 
 # evaluation environments are seeded apart from the training ones
 _EVAL_SEED_OFFSET = 1_000_000
+
+
+def make_env(
+    env_id: str, env_kwargs: dict[str, Any], action_bins: int | tuple[int, ...] | None
+) -> gym.Env:
+    """``gymnasium.make(env_id, **env_kwargs)``, its Box actions discretised by ``action_bins``.
+
+    Raises:
+        ValueError: for ``action_bins`` with an action space that is not a Box.
+    """
+    env = gym.make(env_id, **env_kwargs)
+    if action_bins is None:
+        return env
+    if not isinstance(env.action_space, gym.spaces.Box):
+        env.close()
+        raise ValueError(
+            f"GymnasiumDataModule: action_bins = {action_bins} discretises a Box action "
+            f"space, but {env_id} has {env.action_space}; set action_bins to null"
+        )
+    return DiscretizeAction(env, action_bins, multidiscrete=True)
 
 
 class _Rollouts:
@@ -148,7 +169,7 @@ class GymnasiumDataModule(LightningDataModule):
         self.vectorization = vectorization
         self.eval_episodes = eval_episodes
         self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else seed
-        env = self.make_env()
+        env = make_env(env_id, self.env_kwargs, self.action_bins)
         self.observation_space, self.action_space = env.observation_space, env.action_space
         env.close()
         self.action_sizes = action_sizes(self.action_space, env_id)
@@ -157,27 +178,11 @@ class GymnasiumDataModule(LightningDataModule):
         self.collector: RolloutCollector | None = None
         self.eval_envs: VectorEnv | None = None
 
-    def make_env(self) -> gym.Env:
-        """One environment, its actions discretised if ``action_bins`` is set.
-
-        Raises:
-            ValueError: for ``action_bins`` with an action space that is not a Box.
-        """
-        env = gym.make(self.env_id, **self.env_kwargs)
-        if self.action_bins is None:
-            return env
-        if not isinstance(env.action_space, gym.spaces.Box):
-            env.close()
-            raise ValueError(
-                f"GymnasiumDataModule: action_bins = {self.action_bins} discretises a Box "
-                f"action space, but {self.env_id} has {env.action_space}; set action_bins "
-                "to null"
-            )
-        return DiscretizeAction(env, self.action_bins, multidiscrete=True)
-
     def make_envs(self, num_envs: int, vectorization: Literal["sync", "async"]) -> VectorEnv:
         """``num_envs`` copies of the environment, autoreset on the next step."""
-        env_fns = [self.make_env] * num_envs
+        # a picklable function of plain settings, for async environments' processes
+        make = functools.partial(make_env, self.env_id, self.env_kwargs, self.action_bins)
+        env_fns = [make] * num_envs
         if vectorization == "async":
             envs = AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.NEXT_STEP)
         else:
