@@ -11,6 +11,7 @@ from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
@@ -22,6 +23,7 @@ import catlight.data
 import catlight.latent
 import catlight.tasks
 from catlight.cli_errors import DEBUG_HINT, ConfigError, locate_setting, short_parse_error
+from catlight.cli_sizes import fill_model_sizes
 from catlight.cli_swaps import estimators_start_from_defaults
 from catlight.tasks.nri.data import simulate_main
 
@@ -41,7 +43,10 @@ class CatlightCLI(LightningCLI):
     overridden on the command line (``--model.latent.estimator ReinMax
     --model.latent.estimator.tau 1.3``). Naming an estimator class on the command line
     starts it from its own defaults: none of the config's estimator settings carry
-    over to it. The resolved config is saved with every run.
+    over to it. Sizes that the data determines (the actions and observation size of
+    an environment, the classes of a labeled data set, the steps of a trajectory)
+    come from the data module: see :mod:`catlight.cli_sizes`. The resolved config is
+    saved with every run.
     ``CatlightCLI(args=[...], run=False)`` builds the model, data and trainer of a
     config without running anything (for scripts and benchmarks).
 
@@ -116,15 +121,39 @@ class CatlightCLI(LightningCLI):
             raise
 
     def instantiate_classes(self) -> None:
-        """Build the classes; a rejected setting raises a ConfigError naming its key."""
+        """Build the classes; a rejected setting raises a ConfigError naming its key.
+
+        The data module is built first and gives the model its sizes
+        (:func:`~catlight.cli_sizes.fill_model_sizes`); a size the model section
+        states otherwise raises a ConfigError naming both.
+        """
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
         try:
-            super().instantiate_classes()
+            self._instantiate_data_first(config)
+        except ConfigError:
+            raise
         except ValueError as error:
-            config = self.config.get(self.subcommand) if self.subcommand else self.config
             found = locate_setting(config.as_dict(), str(error))
             if found is None:
                 raise
             raise ConfigError(*found) from error
+
+    def _instantiate_data_first(self, config: Namespace) -> None:
+        """Build the data module, fill the model's sizes from it, then build the rest."""
+        data_config = config.get("data")
+        if data_config is None:
+            super().instantiate_classes()
+            return
+        parser = self._parser(self.subcommand)
+        # ``instantiate_classes`` was renamed ``instantiate`` in jsonargparse 4.49
+        instantiate = getattr(parser, "instantiate", parser.instantiate_classes)
+        datamodule = instantiate(Namespace(data=data_config)).data
+        fill_model_sizes(config, datamodule)
+        config.data = datamodule  # instantiate_classes keeps a built object as it is
+        try:
+            super().instantiate_classes()
+        finally:
+            config.data = data_config
 
 
 class _DropTips(logging.Filter):

@@ -23,11 +23,12 @@ from typing import Any
 
 from _common import CONFIGS, PARAMETERIZATIONS
 
-# name -> (gymnasium id, observation size, actions)
+# name -> (gymnasium id, actions); the model's observation_size comes from the data
+# module, and the policy's num_categories must equal the actions (checked at start)
 ENVIRONMENTS = {
-    "cartpole": ("CartPole-v1", 4, 2),
-    "acrobot": ("Acrobot-v1", 6, 3),
-    "lunarlander": ("LunarLander-v3", 8, 4),
+    "cartpole": ("CartPole-v1", 2),
+    "acrobot": ("Acrobot-v1", 3),
+    "lunarlander": ("LunarLander-v3", 4),
 }
 # (algorithm, env) -> (data settings, model settings)
 SETTINGS: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
@@ -89,7 +90,7 @@ LOG_EVERY = 2_000
 
 def rl_config(algorithm: str, env: str, parameterization: str) -> dict[str, Any]:
     """An ActorCritic + GymnasiumDataModule config."""
-    env_id, observation_size, num_actions = ENVIRONMENTS[env]
+    env_id, num_actions = ENVIRONMENTS[env]
     data, model = SETTINGS[(algorithm, env)]
     per_rollout = data["num_envs"] * data["num_steps"]
     return {
@@ -117,7 +118,6 @@ def rl_config(algorithm: str, env: str, parameterization: str) -> dict[str, Any]
                         "parameterization": PARAMETERIZATIONS[parameterization],
                     },
                 },
-                "observation_size": observation_size,
                 **(A2C if algorithm == "a2c" else {}),
                 **model,
             },

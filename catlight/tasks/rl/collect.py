@@ -327,9 +327,13 @@ class GymnasiumDataModule(LightningDataModule):
                 "starting at 0"
             )
         self.observation_size = observation_size(self.observation_space)
-        self.num_actions = int(self.action_space.n)
         self.collector: RolloutCollector | None = None
         self.eval_envs: VectorEnv | None = None
+
+    @property
+    def num_actions(self) -> int:
+        """Actions of the environment: the categories of the model's policy."""
+        return int(self.action_space.n)
 
     def make_envs(self, num_envs: int, vectorization: Literal["sync", "async"]) -> VectorEnv:
         """``num_envs`` copies of the environment, autoreset on the next step."""
