@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import warnings
 from argparse import ArgumentError
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 # imported so that YAML and the command line can name their classes by short name
@@ -74,9 +76,23 @@ class CatlightCLI(LightningCLI):
         super().__init__(args=args, run=run, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse ``args``, keeping the ``--model.*`` overrides among them for later."""
+        """Parse ``args``, keeping the ``--model.*`` overrides among them for later.
+
+        ``--print_config`` prints the config with the sizes that the data module gives
+        the model (:mod:`catlight.cli_sizes`), so the data module is built to print it.
+        """
         self._model_overrides = _model_overrides(args) if isinstance(args, list) else []
-        super().parse_arguments(parser, args)
+        print_config = _print_config_option(args) if isinstance(args, list) else None
+        if print_config is None:
+            super().parse_arguments(parser, args)
+            return
+        super().parse_arguments(parser, [arg for arg in args if not _is_print_config(arg)])
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        with _settings_named_by_key(config):
+            self._data_with_model_sizes(config, subcommand)
+        printing = [subcommand, print_config] if subcommand else [print_config]
+        self.parser.parse_args(printing, namespace=self.config)  # prints and exits
 
     def _parse_ckpt_path(self) -> None:
         """Take the model's hyperparameters from ``--ckpt_path``, then the command line's.
@@ -128,32 +144,43 @@ class CatlightCLI(LightningCLI):
         states otherwise raises a ConfigError naming both.
         """
         config = self.config.get(self.subcommand) if self.subcommand else self.config
-        try:
-            self._instantiate_data_first(config)
-        except ConfigError:
-            raise
-        except ValueError as error:
-            found = locate_setting(config.as_dict(), str(error))
-            if found is None:
-                raise
-            raise ConfigError(*found) from error
+        with _settings_named_by_key(config):
+            data_config = config.get("data")
+            if data_config is None:
+                super().instantiate_classes()
+                return
+            config.data = self._data_with_model_sizes(config, self.subcommand)
+            try:
+                super().instantiate_classes()  # keeps the data module already built
+            finally:
+                config.data = data_config
 
-    def _instantiate_data_first(self, config: Namespace) -> None:
-        """Build the data module, fill the model's sizes from it, then build the rest."""
-        data_config = config.get("data")
-        if data_config is None:
-            super().instantiate_classes()
-            return
-        parser = self._parser(self.subcommand)
+    def _data_with_model_sizes(
+        self, config: Namespace, subcommand: str | None
+    ) -> LightningDataModule | None:
+        """Build the data module of ``config`` and set the model's sizes in ``config``."""
+        if config.get("data") is None:
+            return None
+        parser = self._parser(subcommand)
         # ``instantiate_classes`` was renamed ``instantiate`` in jsonargparse 4.49
         instantiate = getattr(parser, "instantiate", parser.instantiate_classes)
-        datamodule = instantiate(Namespace(data=data_config)).data
+        datamodule = instantiate(Namespace(data=config.data)).data
         fill_model_sizes(config, datamodule)
-        config.data = datamodule  # instantiate_classes keeps a built object as it is
-        try:
-            super().instantiate_classes()
-        finally:
-            config.data = data_config
+        return datamodule
+
+
+@contextlib.contextmanager
+def _settings_named_by_key(config: Namespace) -> Iterator[None]:
+    """A ValueError raised inside names the setting of ``config`` it rejects, if found."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as error:
+        found = locate_setting(config.as_dict(), str(error))
+        if found is None:
+            raise
+        raise ConfigError(*found) from error
 
 
 class _DropTips(logging.Filter):
@@ -242,6 +269,16 @@ def _model_overrides(args: list[str]) -> list[str]:
             has_value = "=" in arg or index + 1 == len(args) or args[index + 1].startswith("--")
             overrides += [arg] if has_value else [arg, args[index + 1]]
     return overrides
+
+
+def _print_config_option(args: list[str]) -> str | None:
+    """The last ``--print_config`` or ``--print_config=FLAGS`` item of ``args``, if any."""
+    options = [arg for arg in args if _is_print_config(arg)]
+    return options[-1] if options else None
+
+
+def _is_print_config(arg: str) -> bool:
+    return arg.split("=")[0] == "--print_config"
 
 
 def _exit_with(message: str) -> None:

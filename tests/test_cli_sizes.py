@@ -95,6 +95,25 @@ def test_a_size_that_disagrees_with_the_data_is_an_error_naming_both(config, arg
         build(config, *args)
 
 
+def test_print_config_shows_the_sizes_from_the_data(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["fit", "--config", str(ACROBOT), "--print_config"])
+    assert raised.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+    assert printed["observation_size"] == 6
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(NRI_CONFIG), "--data.train_steps=12", "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["num_timesteps"] == 12
+
+
+def test_print_config_keeps_its_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--print_config=skip_null", "--config", str(ACROBOT)])
+    printed = capsys.readouterr().out
+    assert "null" not in printed
+    assert yaml.safe_load(printed)["model"]["init_args"]["observation_size"] == 6
+
+
 def test_the_command_line_prints_the_disagreement_in_one_line(capsys):
     with pytest.raises(SystemExit) as raised:
         main(["fit", "--config", str(ACROBOT), "--model.observation_size=5"])
