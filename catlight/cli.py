@@ -46,9 +46,9 @@ class CatlightCLI(LightningCLI):
     --model.latent.estimator.tau 1.3``). Naming an estimator class on the command line
     starts it from its own defaults: none of the config's estimator settings carry
     over to it. Sizes that the data determines (the actions and observation size of
-    an environment, the classes of a labeled data set, the steps of a trajectory)
-    come from the data module: see :mod:`catlight.cli_sizes`. The resolved config is
-    saved with every run.
+    an environment, the classes of a labeled data set, the steps of a trajectory, the
+    pixels of an image) come from the data module: see :mod:`catlight.cli_sizes`.
+    The resolved config is saved with every run.
     ``CatlightCLI(args=[...], run=False)`` builds the model, data and trainer of a
     config without running anything (for scripts and benchmarks).
 

@@ -51,6 +51,8 @@ SIZE_LINKS = (
     SizeLink("num_actions", "latent.init_args.num_categories"),  # actor-critic: the policy
     SizeLink("observation_size", "observation_size"),  # actor-critic: the network's inputs
     SizeLink("train_steps", "num_timesteps"),  # NRI: the steps the encoder reads
+    SizeLink("image_size", "input_size"),  # CategoricalVAE, M2: pixels per image
+    SizeLink("image_size", "image_size"),  # StructuredOutputPrediction: the same
 )
 
 

@@ -16,6 +16,8 @@ from catlight.tasks import NRI, ActorCritic, GymnasiumDataModule
 REPO = Path(__file__).resolve().parents[1]
 ACROBOT = REPO / "configs" / "rl" / "acrobot" / "a2c_softmax.yaml"
 NRI_CONFIG = REPO / "configs" / "nri" / "springs5.yaml"
+VAE_CONFIG = REPO / "configs" / "vae" / "categorical" / "gs_softmax.yaml"
+SBN_CONFIG = REPO / "configs" / "sbn" / "categorical" / "gs_softmax.yaml"
 M2_CONFIG = REPO / "configs" / "semisupervised" / "mnist" / "gs_softmax.yaml"
 TINY_RL = [
     "--data.num_envs=2",
@@ -87,8 +89,18 @@ def test_a_size_stated_in_both_sections_that_agrees_is_kept():
             ["--model.latent.num_categories=5"],
             r"model.latent.num_categories = 5: .*MNISTDataModule\) has num_classes = 10",
         ),
+        (
+            VAE_CONFIG,
+            ["--model.input_size=100"],
+            r"model.input_size = 100: .*MNISTDataModule\) has image_size = 784",
+        ),
+        (
+            SBN_CONFIG,
+            ["--model.image_size=100"],
+            r"model.image_size = 100: .*MNISTDataModule\) has image_size = 784",
+        ),
     ],
-    ids=["nri-steps", "rl-observations", "rl-actions", "m2-classes"],
+    ids=["nri-steps", "rl-observations", "rl-actions", "m2-classes", "vae-pixels", "sbn-pixels"],
 )
 def test_a_size_that_disagrees_with_the_data_is_an_error_naming_both(config, args, message):
     with pytest.raises(ConfigError, match=message):
@@ -108,10 +120,10 @@ def test_print_config_shows_the_sizes_from_the_data(capsys):
 
 def test_print_config_keeps_its_flags(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--print_config=skip_null", "--config", str(ACROBOT)])
-    printed = capsys.readouterr().out
-    assert "null" not in printed
-    assert yaml.safe_load(printed)["model"]["init_args"]["observation_size"] == 6
+        main(["fit", "--print_config=skip_default", "--config", str(ACROBOT)])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert "seed" not in printed["data"]["init_args"]  # a default
+    assert printed["model"]["init_args"]["observation_size"] == 6  # not the model's default
 
 
 def test_the_command_line_prints_the_disagreement_in_one_line(capsys):
