@@ -12,10 +12,11 @@ import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
+from typing_extensions import override
 
 from catlight.latent import Estimator
 
-__all__ = ["EstimatorStep", "ImageSamples", "RandomState", "writes_logs"]
+__all__ = ["EstimatorStep", "LogImages", "RandomState", "writes_logs"]
 
 
 class EstimatorStep(Callback):
@@ -27,20 +28,22 @@ class EstimatorStep(Callback):
     per batch also under manual optimisation with several optimizer steps a batch):
     the Gumbel-Softmax temperature schedules and the REINFORCE baselines advance
     there. An annealed temperature is logged as ``tau`` (``tau/<module name>`` when
-    the model has several). Every catlight model adds this callback itself (see
-    :class:`~catlight.tasks.LatentModelMixin`) and the ``catlight`` CLI adds it for
-    any other model.
+    the model has several). Every catlight task adds this callback itself (see
+    :class:`~catlight.tasks.BaseTask`) and the ``catlight`` CLI adds it for any other
+    model.
     """
 
     def __init__(self) -> None:
         self._step_at_batch_start = -1
 
-    def on_train_batch_start(  # noqa: D102
+    @override
+    def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: object, batch_idx: int
     ) -> None:
         self._step_at_batch_start = trainer.global_step
 
-    def on_train_batch_end(  # noqa: D102
+    @override
+    def on_train_batch_end(
         self,
         trainer: Trainer,
         pl_module: LightningModule,
@@ -79,63 +82,71 @@ def writes_logs(trainer: Trainer, steps_done: int) -> bool:
     return steps_done % trainer.log_every_n_steps == 0 or bool(trainer.fast_dev_run)
 
 
-class ImageSamples(Callback):
-    """Log reconstructions of validation images and samples from the prior.
+class LogImages(Callback):
+    """Log the images a task draws from the first batch of each validation and test epoch.
 
-    After each validation epoch, for a model with a ``reconstruct(images)`` method
-    (and optionally ``sample(num_images)``) returning pixel means
-    ``(B, height * width)``: logs an image grid of inputs beside their
-    reconstructions, and one of samples, to TensorBoard (other loggers are skipped).
-
-    Args:
-        num_images: images per grid.
-        height: image height (width = pixels / height).
+    The task's ``images(batch, stage)`` (see :meth:`catlight.tasks.BaseTask.images`)
+    returns TensorBoard tags mapped to ``(C, H, W)`` images in ``[0, 1]``:
+    reconstructions and prior samples for the VAEs, the confusion matrix for M2, the
+    inferred graphs and roll-outs for NRI. It is called on every rank, since it may
+    compute metrics that synchronise across ranks, in eval mode without gradients;
+    rank 0 writes the images to each TensorBoard logger (other loggers are skipped).
+    Nothing runs during the sanity check, for a model without ``images``, or without
+    a TensorBoard logger. Every :class:`~catlight.tasks.BaseTask` adds this callback.
     """
 
-    def __init__(self, num_images: int = 32, height: int = 28) -> None:
-        self.num_images = num_images
-        self.height = height
-        self._inputs: torch.Tensor | None = None
+    def __init__(self) -> None:
+        self._first_batches: dict[str, Any] = {}
 
-    def on_validation_batch_end(  # noqa: D102
+    @override
+    def on_validation_batch_end(
         self,
         trainer: Trainer,
         pl_module: LightningModule,
         outputs: object,
-        batch: tuple[torch.Tensor, ...],
+        batch: Any,
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx == 0:
-            self._inputs = batch[0][: self.num_images]
+        if batch_idx == 0 and dataloader_idx == 0:
+            self._first_batches["val"] = batch
 
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
-        logger = trainer.logger
-        if (
-            self._inputs is None
-            or trainer.sanity_checking
-            or not isinstance(logger, TensorBoardLogger)
-            or not trainer.is_global_zero
-        ):
+    @override
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: object,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx == 0 and dataloader_idx == 0:
+            self._first_batches["test"] = batch
+
+    @override
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._log(trainer, pl_module, "val")
+
+    @override
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._log(trainer, pl_module, "test")
+
+    def _log(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        batch = self._first_batches.pop(stage, None)
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if batch is None or trainer.sanity_checking or not loggers:
             return
-        inputs = self._inputs
-        reconstructions = pl_module.reconstruct(inputs)
-        pairs = torch.stack([inputs.float(), reconstructions], 1).flatten(0, 1)
-        step = trainer.global_step
-        logger.experiment.add_images("reconstructions", self._grid(pairs), step)
-        if hasattr(pl_module, "sample"):
-            samples = pl_module.sample(self.num_images)
-            logger.experiment.add_images("prior_samples", self._grid(samples), step)
-
-    def _grid(self, images: torch.Tensor) -> torch.Tensor:
-        """Tile ``(B, H * W)`` pixel means into one ``(1, 1, rows * H, 8 * W)`` image."""
-        columns = 8
-        images = images.detach().float().cpu().view(images.shape[0], self.height, -1)
-        rows = -(-images.shape[0] // columns)
-        padded = torch.zeros(rows * columns, *images.shape[1:])
-        padded[: images.shape[0]] = images
-        tiles = padded.view(rows, columns, *images.shape[1:]).permute(0, 2, 1, 3)
-        return tiles.reshape(1, 1, rows * images.shape[1], columns * images.shape[2])
+        images_of = getattr(pl_module, "images", None)
+        if images_of is None:
+            return
+        with torch.no_grad():
+            images = images_of(batch, stage)
+        if not trainer.is_global_zero:
+            return
+        for tag, image in images.items():
+            for logger in loggers:
+                logger.experiment.add_image(tag, image.detach().float().cpu(), trainer.global_step)
 
 
 class RandomState(Callback):
@@ -157,13 +168,15 @@ class RandomState(Callback):
 
     checkpoint_key = "random_states"
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if trainer.global_rank == 0:
             return
         seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
         _seed_generators(seed + trainer.global_rank)
 
-    def on_save_checkpoint(  # noqa: D102
+    @override
+    def on_save_checkpoint(
         self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         state = _generator_states()
@@ -174,7 +187,8 @@ class RandomState(Callback):
             states = [state]
         checkpoint[self.checkpoint_key] = states
 
-    def on_load_checkpoint(  # noqa: D102
+    @override
+    def on_load_checkpoint(
         self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         states = checkpoint.get(self.checkpoint_key)

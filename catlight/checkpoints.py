@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from typing_extensions import override
 
 __all__ = ["LastCheckpoint"]
 
@@ -58,7 +59,8 @@ class LastCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._fix_dirpath(trainer)
         super().setup(trainer, pl_module, stage)
 

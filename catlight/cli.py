@@ -10,12 +10,20 @@ import sys
 import warnings
 from argparse import ArgumentError
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch import LightningDataModule, Trainer
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import (
+    ArgsType,
+    LightningArgumentParser,
+    LightningCLI,
+    instantiate_class,
+)
+from lightning.pytorch.utilities.types import LRSchedulerTypeUnion
+from torch.optim import Optimizer
 
 # imported so that YAML and the command line can name their classes by short name
 import catlight.callbacks
@@ -27,9 +35,11 @@ import catlight.tasks
 from catlight.cli_errors import DEBUG_HINT, ConfigError, locate_setting, short_parse_error
 from catlight.cli_sizes import fill_model_sizes
 from catlight.cli_swaps import estimators_start_from_defaults
-from catlight.tasks.nri.data import simulate_main
+from catlight.tasks.nri import simulate_main
 
 __all__ = ["CatlightCLI", "main"]
+
+_OVERRIDE_WARNING = ".*configure_optimizers` will be overridden"
 
 DEBUG_VARIABLE = "CATLIGHT_DEBUG"
 SUBCOMMANDS_EPILOG = (
@@ -122,11 +132,43 @@ class CatlightCLI(LightningCLI):
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer; it steps the estimators of a model without LatentModelMixin too."""
+        """The trainer; it steps the estimators of a model that is not a BaseTask too."""
         trainer = super().instantiate_trainer(**kwargs)
-        if not isinstance(self.model, catlight.tasks.LatentModelMixin):
+        if not isinstance(self.model, catlight.tasks.BaseTask):
             trainer.callbacks.append(catlight.callbacks.EstimatorStep())
         return trainer
+
+    @staticmethod
+    def configure_optimizers(
+        lightning_module: LightningModule,
+        optimizer: Optimizer,
+        lr_scheduler: LRSchedulerTypeUnion | None = None,
+    ) -> Any:
+        """What ``--optimizer`` / ``--lr_scheduler`` give a model's ``configure_optimizers``.
+
+        A :class:`~catlight.tasks.BaseTask` takes them as its own injected ones
+        (:meth:`~catlight.tasks.BaseTask.optimizer_config`): its default scheduler
+        stays when only ``--optimizer`` is given, and a ``ReduceLROnPlateau`` watches
+        the task's metric. Any other model gets LightningCLI's behaviour.
+        """
+        if isinstance(lightning_module, catlight.tasks.BaseTask):
+            return lightning_module.optimizer_config(optimizer, lr_scheduler)
+        return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
+
+    def _add_configure_optimizers_method_to_model(self, subcommand: str | None) -> None:
+        """LightningCLI's, for a BaseTask without its warning and with a lone scheduler.
+
+        LightningCLI ignores ``--lr_scheduler`` given without ``--optimizer``; a
+        BaseTask takes it, with its default optimizer.
+        """
+        task = isinstance(self.model, catlight.tasks.BaseTask)
+        with warnings.catch_warnings():
+            if task:
+                warnings.filterwarnings("ignore", message=_OVERRIDE_WARNING)
+            super()._add_configure_optimizers_method_to_model(subcommand)
+        scheduler_init = self._get(self.config_init, "lr_scheduler")
+        if task and scheduler_init and not self._get(self.config_init, "optimizer"):
+            self.model.lr_scheduler_factory = partial(instantiate_class, init=scheduler_init)
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; a run that fails before its first training step leaves no log folder."""

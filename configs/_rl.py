@@ -77,7 +77,6 @@ A2C = {
     "algorithm": "a2c",
     "learning_rate": 7e-4,
     "anneal_learning_rate": False,
-    "optimizer": "rmsprop",
     "gae_lambda": 1.0,
     "update_epochs": 1,
     "num_minibatches": 1,
@@ -86,6 +85,16 @@ A2C = {
 }
 EVAL_EVERY = {"cartpole": 10_000, "acrobot": 25_000, "lunarlander": 50_000}
 LOG_EVERY = 2_000
+
+
+def a2c_settings(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A2C's model settings: the zoo's defaults, the environment's overrides, RMSprop.
+
+    Stable-Baselines3's A2C uses RMSprop (alpha 0.99, eps 1e-5) at the learning rate.
+    """
+    settings = {**A2C, **overrides}
+    rmsprop = {"lr": settings.pop("learning_rate"), "alpha": 0.99, "eps": 1e-5}
+    return {**settings, "optimizer": {"class_path": "torch.optim.RMSprop", "init_args": rmsprop}}
 
 
 def rl_config(algorithm: str, env: str, parameterization: str) -> dict[str, Any]:
@@ -118,8 +127,7 @@ def rl_config(algorithm: str, env: str, parameterization: str) -> dict[str, Any]
                         "parameterization": PARAMETERIZATIONS[parameterization],
                     },
                 },
-                **(A2C if algorithm == "a2c" else {}),
-                **model,
+                **(a2c_settings(model) if algorithm == "a2c" else model),
             },
         },
         "data": {"class_path": "GymnasiumDataModule", "init_args": {"env_id": env_id, **data}},

@@ -30,7 +30,6 @@ def semisupervised_config(data: str, parameterization: str, estimator: str) -> d
     """A SemiSupervisedVAE config: 100 labels, batches of 100 unlabeled + 100 labeled."""
     callbacks: list[dict[str, Any]] = [
         {"class_path": "ModelCheckpoint", "init_args": {"monitor": "val/accuracy", "mode": "max"}},
-        {"class_path": "ImageSamples"},
     ]
     return {
         "seed_everything": 0,

@@ -55,13 +55,13 @@ DATA = {
 
 
 def trainer(max_epochs: int, monitor: str) -> dict[str, Any]:
-    """The ``trainer`` block: epochs, a checkpoint of the best validation metric, images.
+    """The ``trainer`` block: epochs and a checkpoint of the best validation metric.
 
     ``catlight test --ckpt_path best`` (and the paper preset of the Table 1 benchmark)
     then tests the epoch with the lowest ``monitor``, not the last one.
     """
     best = {"class_path": "ModelCheckpoint", "init_args": {"monitor": monitor, "mode": "min"}}
-    return {"max_epochs": max_epochs, "callbacks": [{"class_path": "ImageSamples"}, best]}
+    return {"max_epochs": max_epochs, "callbacks": [best]}
 
 
 def vae_config(

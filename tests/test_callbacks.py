@@ -12,12 +12,12 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from catlight.callbacks import EstimatorStep, ImageSamples, RandomState
+from catlight.callbacks import EstimatorStep, LogImages, RandomState
 from catlight.data import BinarizedMNISTDataModule, TensorLoader
 from catlight.latent import (
     DiscreteLatent,
@@ -27,7 +27,7 @@ from catlight.latent import (
     Softmax,
     StraightThroughGumbelSoftmax,
 )
-from catlight.tasks import LatentModelMixin
+from catlight.tasks import BaseTask
 from catlight.tasks.vae import CategoricalVAE
 
 # -- EstimatorStep: the temperature schedule and the baseline, once per optimizer step ----
@@ -38,7 +38,7 @@ def schedule(step: int, tau: float, tau_min: float, anneal_rate: float, anneal_i
     return max(tau_min, tau * math.exp(-anneal_rate * updated_at))
 
 
-class TinyLatentModel(LatentModelMixin, LightningModule):
+class TinyLatentModel(BaseTask):
     """x -> scores -> DiscreteLatent -> z -> reconstruction of x; records tau per step."""
 
     def __init__(self, estimator: nn.Module) -> None:
@@ -165,21 +165,19 @@ def test_estimator_step_logs_tau_only_on_the_steps_lightning_writes():
     assert model["a"].estimator.num_steps.item() == 6  # the schedule steps every step
 
 
-# -- ImageSamples ----------------------------------------------------------------------
+# -- LogImages: what a task's images() returns, once per validation and test epoch ----------
 
 
-class FakeImageModel(nn.Module):
-    """Deterministic ``reconstruct`` / ``sample`` so image grids can be checked exactly."""
+class FakeImageTask(nn.Module):
+    """A task whose ``images`` records its calls and returns one image per stage."""
 
-    def __init__(self, with_sample: bool = True) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.reconstruct_calls = 0
-        if with_sample:
-            self.sample = lambda num_images: torch.full((num_images, 784), 0.25)
+        self.calls: list[tuple[float, str]] = []
 
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        self.reconstruct_calls += 1
-        return 1 - images
+    def images(self, batch, stage):
+        self.calls.append((batch[0].sum().item(), stage))
+        return {f"{stage}/fake": torch.full((1, 2, 3), 0.5)}
 
 
 class RecordingTensorBoardLogger(TensorBoardLogger):
@@ -194,64 +192,51 @@ class RecordingTensorBoardLogger(TensorBoardLogger):
         return self.writer
 
 
-def run_image_callback(callback, model, logger, images, sanity_checking=False):
+def run_image_callback(callback, model, loggers, stage="val", sanity_checking=False, rank=0):
     trainer = SimpleNamespace(
-        logger=logger, sanity_checking=sanity_checking, is_global_zero=True, global_step=7
+        loggers=loggers, sanity_checking=sanity_checking, is_global_zero=rank == 0, global_step=7
     )
-    callback.on_validation_batch_end(trainer, model, None, (images,), 0)
-    callback.on_validation_batch_end(trainer, model, None, (torch.zeros_like(images),), 1)
-    callback.on_validation_epoch_end(trainer, model)
+    batch_end = getattr(callback, f"on_{'validation' if stage == 'val' else 'test'}_batch_end")
+    batch_end(trainer, model, None, (torch.ones(2, 3),), 0)
+    batch_end(trainer, model, None, (torch.zeros(2, 3),), 1)
+    getattr(callback, f"on_{'validation' if stage == 'val' else 'test'}_epoch_end")(trainer, model)
 
 
-def test_image_samples_logs_reconstruction_pairs_and_prior_samples(tmp_path):
-    images = torch.bernoulli(torch.full((9, 784), 0.5), generator=torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("stage", ["val", "test"])
+def test_log_images_logs_what_the_task_draws_from_the_first_batch(tmp_path, stage):
+    model, logger = FakeImageTask(), RecordingTensorBoardLogger(tmp_path)
+    run_image_callback(LogImages(), model, [logger], stage)
+    assert model.calls == [(6.0, stage)]  # the first batch, not the second
+    (call,) = logger.writer.add_image.call_args_list
+    tag, image, step = call.args
+    assert (tag, step) == (f"{stage}/fake", 7)
+    assert image.shape == (1, 2, 3) and (image == 0.5).all()
+
+
+def test_log_images_asks_every_rank_and_writes_on_rank_zero_only(tmp_path):
+    model, logger = FakeImageTask(), RecordingTensorBoardLogger(tmp_path)
+    run_image_callback(LogImages(), model, [logger], rank=1)
+    assert len(model.calls) == 1  # a task may sync metrics inside images()
+    logger.writer.add_image.assert_not_called()
+
+
+def test_log_images_does_nothing_without_tensorboard_or_in_the_sanity_check(tmp_path):
+    model = FakeImageTask()
+    for loggers in ([CSVLogger(tmp_path)], []):
+        run_image_callback(LogImages(), model, loggers)
     logger = RecordingTensorBoardLogger(tmp_path)
-    run_image_callback(ImageSamples(num_images=5), FakeImageModel(), logger, images)
-
-    calls = {c.args[0]: c.args[1:] for c in logger.writer.add_images.call_args_list}
-    assert set(calls) == {"reconstructions", "prior_samples"}
-    grid, step = calls["reconstructions"]
-    assert step == 7
-    # 5 inputs beside their 5 reconstructions: 10 tiles, 8 columns -> 2 rows
-    assert grid.shape == (1, 1, 2 * 28, 8 * 28)
-    tiles = grid[0, 0].view(2, 28, 8, 28).permute(0, 2, 1, 3).reshape(16, 28, 28)
-    for index in range(5):
-        image = images[index].view(28, 28)
-        assert torch.equal(tiles[2 * index], image)  # the input (from batch 0)
-        assert torch.equal(tiles[2 * index + 1], 1 - image)  # its reconstruction
-    assert (tiles[10:] == 0).all()  # padding
-
-    samples, step = calls["prior_samples"]
-    assert step == 7
-    assert samples.shape == (1, 1, 28, 8 * 28)
-    assert (samples[..., : 5 * 28] == 0.25).all() and (samples[..., 5 * 28 :] == 0).all()
+    run_image_callback(LogImages(), model, [logger], sanity_checking=True)
+    assert model.calls == []
+    logger.writer.add_image.assert_not_called()
 
 
-def test_image_samples_without_a_sample_method_logs_only_reconstructions(tmp_path):
+def test_log_images_skips_a_model_without_images(tmp_path):
     logger = RecordingTensorBoardLogger(tmp_path)
-    run_image_callback(
-        ImageSamples(num_images=2), FakeImageModel(False), logger, torch.ones(4, 784)
-    )
-    names = [c.args[0] for c in logger.writer.add_images.call_args_list]
-    assert names == ["reconstructions"]
+    run_image_callback(LogImages(), nn.Linear(1, 1), [logger])
+    logger.writer.add_image.assert_not_called()
 
 
-def test_image_samples_does_nothing_for_other_loggers(tmp_path):
-    model = FakeImageModel()
-    for logger in (CSVLogger(tmp_path), None):
-        run_image_callback(ImageSamples(num_images=2), model, logger, torch.ones(4, 784))
-    assert model.reconstruct_calls == 0
-
-
-def test_image_samples_does_nothing_during_the_sanity_check(tmp_path):
-    model = FakeImageModel()
-    logger = RecordingTensorBoardLogger(tmp_path)
-    run_image_callback(ImageSamples(), model, logger, torch.ones(4, 784), sanity_checking=True)
-    assert model.reconstruct_calls == 0
-    logger.writer.add_images.assert_not_called()
-
-
-def test_image_samples_writes_images_to_tensorboard_during_fit(tmp_path, binarized_mnist_dir):
+def test_vae_images_reach_tensorboard_during_fit_and_test(tmp_path, binarized_mnist_dir):
     torch.manual_seed(0)
     model = CategoricalVAE(num_latents=2, encoder_sizes=[8], decoder_sizes=[8])
     data = BinarizedMNISTDataModule(
@@ -259,21 +244,24 @@ def test_image_samples_writes_images_to_tensorboard_during_fit(tmp_path, binariz
     )
     logger = TensorBoardLogger(tmp_path)
     trainer = quiet_trainer(
-        tmp_path,
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=1,
-        callbacks=[ImageSamples(num_images=4)],
-        logger=logger,
+        tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=logger
     )
-    trainer.fit(model, data)
+    trainer.fit(model, data)  # the task adds LogImages itself
+    trainer.test(model, data)
     events = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
     events.Reload()
-    assert set(events.Tags()["images"]) == {"reconstructions", "prior_samples"}
-    for tag in ("reconstructions", "prior_samples"):
-        (image,) = events.Images(tag)  # one validation epoch
-        assert (image.height, image.width) == (28, 8 * 28)
-        assert image.step == trainer.global_step == 1
+    tags = {
+        f"{stage}/{name}"
+        for stage in ("val", "test")
+        for name in ("reconstructions", "prior_samples")
+    }
+    assert set(events.Tags()["images"]) == tags
+    (reconstructions,) = events.Images("val/reconstructions")  # one validation epoch
+    # 8 inputs beside their 8 reconstructions: 16 tiles of 28 x 28 in 2 rows of 8
+    assert (reconstructions.height, reconstructions.width) == (2 * 28, 8 * 28)
+    assert reconstructions.step == 1
+    (samples,) = events.Images("val/prior_samples")  # 32 samples: 4 rows of 8
+    assert (samples.height, samples.width) == (4 * 28, 8 * 28)
 
 
 # -- RandomState -----------------------------------------------------------------------

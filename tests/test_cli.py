@@ -90,7 +90,7 @@ def test_main_imports_a_model_from_the_working_directory(tmp_path, monkeypatch, 
 
 
 class PlainLatentModel(LightningModule):
-    """A model without LatentModelMixin: the CLI must step its estimator all the same."""
+    """A model that is not a BaseTask: the CLI must step its estimator all the same."""
 
     def __init__(self) -> None:
         super().__init__()

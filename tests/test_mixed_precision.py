@@ -122,7 +122,7 @@ def one_rollout_update(tmp_path: Path, plugins: list) -> dict[str, torch.Tensor]
     model = ActorCritic(
         latent,
         algorithm="a2c",
-        optimizer="rmsprop",
+        optimizer=lambda params: torch.optim.RMSprop(params, lr=2.5e-4, alpha=0.99, eps=1e-5),
         update_epochs=1,
         num_minibatches=1,
         anneal_learning_rate=False,

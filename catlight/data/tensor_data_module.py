@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
+from typing_extensions import override
 
 from catlight.data.tensor_loader import TensorLoader
 
@@ -73,14 +74,18 @@ class TensorDataModule(LightningDataModule):
             )
         return loader
 
-    def train_dataloader(self) -> TensorLoader:  # noqa: D102
+    @override
+    def train_dataloader(self) -> TensorLoader:
         return self._training_loader("train")
 
-    def val_dataloader(self) -> TensorLoader:  # noqa: D102
+    @override
+    def val_dataloader(self) -> TensorLoader:
         return self._loader("valid", train=False)
 
-    def test_dataloader(self) -> TensorLoader:  # noqa: D102
+    @override
+    def test_dataloader(self) -> TensorLoader:
         return self._loader("test", train=False)
 
-    def predict_dataloader(self) -> TensorLoader:  # noqa: D102
+    @override
+    def predict_dataloader(self) -> TensorLoader:
         return self._loader("test", train=False)

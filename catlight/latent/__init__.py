@@ -15,10 +15,12 @@ from catlight.latent.estimators import (
     StraightThrough,
     StraightThroughGumbelSoftmax,
     estimator_entry,
+    sample_categories,
 )
 from catlight.latent.layer import DiscreteLatent
 from catlight.latent.parameterizations import Catnat, Parameterization, Softmax
-from catlight.latent.sample import LatentSample
+from catlight.latent.protocol import Latent, Sample, leave_one_out_weights, score_function_surrogate
+from catlight.latent.sample import LatentSample, categorical_entropy, categorical_kl
 from catlight.latent.structured import StructuredLatent
 from catlight.latent.validation import set_default_validate_args
 
@@ -31,6 +33,7 @@ __all__ = [
     "EstimatorEntry",
     "Exact",
     "GumbelSoftmax",
+    "Latent",
     "LatentSample",
     "LeaveOneOut",
     "MultiSampleEstimator",
@@ -38,10 +41,16 @@ __all__ = [
     "ReinMax",
     "Reinforce",
     "RelaxedEstimator",
+    "Sample",
     "Softmax",
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
     "StructuredLatent",
+    "categorical_entropy",
+    "categorical_kl",
     "estimator_entry",
+    "leave_one_out_weights",
+    "sample_categories",
+    "score_function_surrogate",
     "set_default_validate_args",
 ]

@@ -8,6 +8,7 @@ from torch.distributions import Categorical
 
 from catlight.latent._checks import check_num_categories
 from catlight.latent.estimators import Estimator
+from catlight.latent.estimators.base import one_hot
 from catlight.latent.parameterizations import Parameterization
 from catlight.latent.sample import LatentSample
 from catlight.latent.validation import (
@@ -39,8 +40,9 @@ class DiscreteLatent(nn.Module):
             :class:`~catlight.latent.Catnat`.
         estimator: e.g. :class:`~catlight.latent.GumbelSoftmax` or
             :class:`~catlight.latent.LeaveOneOut`. ``None`` makes a layer that only
-            gives :meth:`log_probs` and :meth:`distribution` (an RL policy head, whose
-            gradient comes from the algorithm's own loss), and cannot be called.
+            gives :meth:`log_probs`, :meth:`distribution`, :meth:`sample_with_log_prob`
+            and :meth:`mode` (an RL policy head, whose gradient comes from the
+            algorithm's own loss), and cannot be called.
         validate_args: check every input: a NaN or +inf score (or a -inf one where the
             parameterization cannot mask with it) is a ValueError that names the
             layer, how many entries are bad and where the first one is, and so is a
@@ -69,6 +71,7 @@ class DiscreteLatent(nn.Module):
         - out.log_probs: ``(*batch, N, K)`` float32
         - out.z: ``(S, *batch, N, K)``
         - out.objective(cost): cost ``(S, *batch)`` -> ``(*batch)``
+        - mode(scores): ``(*batch, N, K)`` one-hot
 
     Example::
 
@@ -177,6 +180,44 @@ class DiscreteLatent(nn.Module):
     def distribution(self, scores: Tensor, mask: Tensor | None = None) -> Categorical:
         """``Categorical(logits=log_probs)`` with batch shape ``(*batch, N)``."""
         return Categorical(logits=self.log_probs(scores, mask))
+
+    def mode(self, scores: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The most probable allowed category of each variable, one-hot float32.
+
+        Shapes:
+            - scores: ``(*batch, N, num_scores)``
+            - mask: broadcastable to ``(*batch, N, K)``, True where allowed
+            - output: ``(*batch, N, K)``, encoded like one sample of ``z``
+
+        Raises:
+            ValueError: see the class docstring.
+        """
+        return one_hot(self.log_probs(scores, mask).argmax(-1), self.num_categories)
+
+    def sample_with_log_prob(
+        self, scores: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Categories drawn from q without an estimator, with their log-probabilities.
+
+        What an RL policy acts with: the law of ``distribution(scores).sample()`` in
+        one pass, without the distribution object's per-call checks. The draw is an
+        exponential race, ``argmin_k E_k / q_k`` with ``E_k ~ Exp(1)``, which is
+        distributed as ``q`` and never picks a masked category. Needs no estimator; no
+        gradient flows through the draw, the log-probabilities keep theirs.
+
+        Shapes:
+            - scores: ``(*batch, N, num_scores)``
+            - mask: broadcastable to ``(*batch, N, K)``, True where allowed
+            - output: categories ``(*batch, N)`` int64, their log-probabilities
+              ``(*batch, N)`` and all log-probabilities ``(*batch, N, K)``, float32
+
+        Raises:
+            ValueError: see the class docstring.
+        """
+        log_probs = self.log_probs(scores, mask)
+        races = torch.empty_like(log_probs).exponential_().log_().sub_(log_probs.detach())
+        categories = races.argmin(-1)
+        return categories, log_probs.gather(-1, categories.unsqueeze(-1)).squeeze(-1), log_probs
 
 
 def _float32(tensor: Tensor) -> torch.autocast:

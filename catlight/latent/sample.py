@@ -8,10 +8,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from catlight.latent.protocol import Sample
+
 __all__ = ["LatentSample", "categorical_entropy", "categorical_kl"]
 
 
-class LatentSample:
+class LatentSample(Sample):
     """Samples of N categorical variables with the estimator's gradient attached.
 
     Built by an estimator; model code reads :attr:`z`, computes one cost per sample
@@ -34,40 +36,20 @@ class LatentSample:
     def __init__(self, log_probs: Tensor, z: Tensor, objective: Callable[[Tensor], Tensor]) -> None:
         self.log_probs = log_probs
         self.z = z
+        self.batch_shape = tuple(log_probs.shape[:-2])
         self._objective = objective
-
-    @property
-    def num_samples(self) -> int:
-        """S, the number of samples along the leading dimension of :attr:`z`."""
-        return self.z.shape[0]
 
     @property
     def probs(self) -> Tensor:
         """Probabilities ``exp(log_probs)``, shape ``(*batch, N, K)``."""
         return self.log_probs.exp()
 
-    def objective(self, cost: Tensor) -> Tensor:
-        """Surrogate loss for ``E_q[cost]``.
+    def surrogate(self, cost: Tensor) -> Tensor:
+        """The estimator's rule (see :meth:`~catlight.latent.protocol.Sample.objective`).
 
-        Its value is the estimate of ``E_q[cost]`` (the mean over samples, or the
-        exact expectation for Exact); its gradient is the estimator's gradient for the
-        scores and the pathwise gradient for whatever produced ``cost``.
-
-        Shapes:
-            - cost: ``(S, *batch)``, one cost per sample and example
-            - output: ``(*batch)``
-
-        Raises:
-            ValueError: if ``cost`` does not have shape ``(S, *batch)``.
+        Shapes: cost ``(S, *batch)`` float32 -> ``(*batch)``.
         """
-        expected = (self.num_samples, *self.log_probs.shape[:-2])
-        if tuple(cost.shape) != expected:
-            raise ValueError(
-                f"LatentSample.objective: cost must have shape (S, *batch) = {expected}, "
-                f"got {tuple(cost.shape)}; reduce over everything but the sample and "
-                "batch dimensions first"
-            )
-        return self._objective(cost.float())
+        return self._objective(cost)
 
     def kl(self, prior_log_probs: Tensor | None = None) -> Tensor:
         """KL(q || prior) for each variable, uniform prior by default.

@@ -9,7 +9,7 @@ Each family's LightningModule and data modules are exported here, so a config na
 them by class (``class_path: CategoricalVAE``).
 """
 
-from catlight.tasks.base import LatentModelMixin
+from catlight.tasks.base import BaseTask
 from catlight.tasks.nri import NRI, ParticlesDataModule
 from catlight.tasks.rl import ActorCritic, GymnasiumDataModule
 from catlight.tasks.semisupervised import (
@@ -22,9 +22,9 @@ from catlight.tasks.vae import CategoricalVAE, StructuredOutputPrediction
 __all__ = [
     "NRI",
     "ActorCritic",
+    "BaseTask",
     "CategoricalVAE",
     "GymnasiumDataModule",
-    "LatentModelMixin",
     "ParticlesDataModule",
     "SemiSupervisedFashionMNISTDataModule",
     "SemiSupervisedMNISTDataModule",

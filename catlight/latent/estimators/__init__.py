@@ -1,6 +1,6 @@
 """Gradient estimators for categorical variables, one family per module."""
 
-from catlight.latent.estimators.base import Estimator, MultiSampleEstimator
+from catlight.latent.estimators.base import Estimator, MultiSampleEstimator, sample_categories
 from catlight.latent.estimators.carms import CARMS
 from catlight.latent.estimators.exact import Exact
 from catlight.latent.estimators.registry import ESTIMATORS, EstimatorEntry, estimator_entry
@@ -28,4 +28,5 @@ __all__ = [
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
     "estimator_entry",
+    "sample_categories",
 ]

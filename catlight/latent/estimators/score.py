@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from catlight.latent.estimators.base import MultiSampleEstimator, sample_categories
+from catlight.latent.protocol import leave_one_out_weights, score_function_surrogate
 from catlight.latent.sample import LatentSample
 
 __all__ = ["LeaveOneOut", "Reinforce", "cost_is_finite", "score_function_sample"]
@@ -42,8 +43,7 @@ def score_function_sample(
         weights = coefficients(cost.detach())
         if weights.dim() == cost.dim():
             weights = weights.unsqueeze(-1)
-        score = sample_log_probs - sample_log_probs.detach()
-        return cost.mean(0) + (weights * score).sum(-1).sum(0)
+        return score_function_surrogate(cost, weights, sample_log_probs)
 
     return LatentSample(log_probs, samples, objective)
 
@@ -200,4 +200,4 @@ class LeaveOneOut(MultiSampleEstimator):
 
     def _coefficients(self, cost: Tensor) -> Tensor:
         cost_is_finite("LeaveOneOut", cost, self.nonfinite_cost)
-        return (cost - cost.mean(0)) / (self.num_samples - 1)
+        return leave_one_out_weights(cost)

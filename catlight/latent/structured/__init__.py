@@ -5,7 +5,7 @@ A structure is the output of a recursive argmin over exponential perturbations
 convention, the trace's log-probability and the conditional ``E | T``.
 """
 
-from catlight.latent.structured.base import Structure, Trace
+from catlight.latent.structured.base import Structure, Trace, trace_kl_to_uniform
 from catlight.latent.structured.binary_tree import BinaryTree
 from catlight.latent.structured.critic import MLPCritic
 from catlight.latent.structured.estimators import (
@@ -34,4 +34,5 @@ __all__ = [
     "TopK",
     "Trace",
     "TraceReinforce",
+    "trace_kl_to_uniform",
 ]

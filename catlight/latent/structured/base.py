@@ -39,6 +39,7 @@ __all__ = [
     "conditional_exponentials",
     "exponential_log_density",
     "selection_mask",
+    "trace_kl_to_uniform",
     "trace_log_prob",
     "unit_exponentials",
 ]
@@ -75,6 +76,16 @@ class Structure(nn.Module):
     """
 
     num_scores: int
+
+    @property
+    def log_num_traces(self) -> float:
+        """``log`` of the number of traces, the support of the uniform prior over traces.
+
+        Every structure here is built by the same number of traces (one, or one per
+        order of its steps), so the uniform prior over traces is the uniform prior over
+        structures with a uniform order of the steps.
+        """
+        raise NotImplementedError
 
     def trace(self, exponentials: Tensor) -> Trace:
         """Run the algorithm on perturbations (no gradient flows through a trace).
@@ -150,6 +161,37 @@ def trace_log_prob(scores: Tensor, trace: Trace) -> Tensor:
     chosen = step_scores.gather(-1, trace.selected.unsqueeze(-1)).squeeze(-1)
     normaliser = step_scores.masked_fill(~trace.active, -torch.inf).logsumexp(-1)
     return (chosen - normaliser).sum(-1)
+
+
+def trace_kl_to_uniform(scores: Tensor, trace: Trace, log_num_traces: float) -> Tensor:
+    r"""One-sample estimate of ``KL(q(tau) || uniform over traces)`` for each trace.
+
+    ``log_num_traces - sum_t H(softmax_{A_t}(theta))``: each step is a categorical over
+    its active set ``A_t`` given the steps before, whose entropy is closed-form, and the
+    sum of those entropies along a sampled trace is an unbiased estimate of the entropy
+    of the trace distribution (chain rule of entropy). Differentiable in ``scores`` for
+    the sampled trace, so the estimate belongs in the cost given to an estimator's
+    ``objective``, which then differentiates it both through the trace and pathwise.
+
+    Args:
+        scores: the scores ``theta``.
+        trace: sampled traces.
+        log_num_traces: ``log`` of the number of traces (see
+            :attr:`Structure.log_num_traces`).
+
+    Returns:
+        The estimate for each trace.
+
+    Shapes:
+        - scores: ``(*batch, n)``, broadcast against the trace's ``*shape``
+        - trace: ``selected`` ``(*shape, T)``, ``active`` ``(*shape, T, n)``
+        - output: ``(*shape)``
+    """
+    step_scores = scores.float().unsqueeze(-2).expand(trace.active.shape)
+    log_probs = step_scores.masked_fill(~trace.active, -torch.inf).log_softmax(-1)
+    # zero the log-probabilities off the active sets first: 0 * -inf has no gradient
+    terms = log_probs.exp() * log_probs.masked_fill(~trace.active, 0.0)
+    return log_num_traces + terms.sum((-2, -1))
 
 
 def conditional_exponentials(scores: Tensor, trace: Trace) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -46,6 +48,12 @@ class BinaryTree(Structure):
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
         return f"num_items={self.num_scores}"
+
+    @property
+    def log_num_traces(self) -> float:
+        """``log C_n = log((2n)! / ((n + 1)! n!))``: one trace per tree, Catalan many."""
+        n = self.num_scores
+        return math.lgamma(2 * n + 1) - math.lgamma(n + 2) - math.lgamma(n + 1)
 
     def trace(self, exponentials: Tensor) -> Trace:
         """The Cartesian tree of the perturbations. See the class for shapes."""

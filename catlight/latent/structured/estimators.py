@@ -24,8 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from catlight.latent._checks import check_int_at_least
-from catlight.latent.structured.base import Structure, exponential_log_density, unit_exponentials
-from catlight.latent.structured.sample import StructuredSample
+from catlight.latent.protocol import leave_one_out_weights, score_function_surrogate
+from catlight.latent.structured.base import Structure, exponential_log_density
+from catlight.latent.structured.sample import StructuredSample, draw_structures
 
 __all__ = ["ExponentialReinforce", "Relax", "StructuredEstimator", "TraceReinforce"]
 
@@ -56,9 +57,7 @@ class StructuredEstimator(nn.Module):
             - scores: ``(*batch, n)`` float32
             - output: a StructuredSample with ``z`` of shape ``(S, *batch, ...)``
         """
-        noise = unit_exponentials((self.num_samples, *scores.shape), scores.device)
-        trace = structure.trace(noise * torch.exp(-scores.detach()))
-        return StructuredSample(structure, scores, noise, trace, self.surrogate)
+        return draw_structures(structure, scores, self.num_samples, self.surrogate)
 
     def surrogate(self, sample: StructuredSample, cost: Tensor) -> Tensor:
         """The surrogate loss. Shapes: cost ``(S, *batch)`` float32 -> ``(*batch)``."""
@@ -97,11 +96,10 @@ class _ScoreFunction(StructuredEstimator):
         """``cost.mean(0)`` plus a zero-valued term carrying the score-function gradient."""
         fixed = cost.detach()
         if self.baseline == "leave_one_out":
-            weights = (fixed - fixed.mean(0)) / (self.num_samples - 1)
+            weights = leave_one_out_weights(fixed)
         else:
             weights = fixed / self.num_samples
-        log_density = self.log_density(sample)
-        return cost.mean(0) + (weights * (log_density - log_density.detach())).sum(0)
+        return score_function_surrogate(cost, weights, self.log_density(sample))
 
 
 class TraceReinforce(_ScoreFunction):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from catlight.latent._checks import check_int_at_least
 from catlight.latent.structured.base import Structure, Trace
 from catlight.latent.structured.estimators import StructuredEstimator
-from catlight.latent.structured.sample import StructuredSample
+from catlight.latent.structured.sample import StructuredSample, draw_structures
 
 __all__ = ["StructuredLatent"]
 
@@ -35,8 +36,9 @@ class StructuredLatent(nn.Module):
     Shapes:
         - scores: ``(*batch, num_scores)``
         - out.z: ``(S, *batch, ...)``, e.g. ``(S, *batch, n)`` k-hot for TopK
-        - out.log_prob: ``(S, *batch)``
+        - out.log_prob, out.kl(): ``(S, *batch)``
         - out.objective(cost): cost ``(S, *batch)`` -> ``(*batch)``
+        - mode(scores): ``(*batch, ...)``, one structure per example
 
     Example::
 
@@ -83,6 +85,48 @@ class StructuredLatent(nn.Module):
         self.structure.check_scores(scores)
         with torch.autocast(device_type=scores.device.type, enabled=False):
             return self.estimator(scores.float(), self.structure)
+
+    def mode(self, scores: Tensor) -> Tensor:
+        """The structure the algorithm builds from the scores alone, without noise.
+
+        The perturbations at unit noise, ``E_i = exp(-theta_i)``, so every argmin is an
+        argmax of the scores: the greedy structure. For :class:`TopK` it is the k
+        highest-scoring items, for :class:`Permutation` the items sorted by decreasing
+        score (both the most probable trace), for :class:`SpanningTree` the maximum
+        spanning tree of the scores (Kruskal), and for :class:`BinaryTree` the tree whose
+        every parent outscores its children (a max-heap Cartesian tree). Encoded
+        like one sample of ``z``, in float32, without gradient.
+
+        Shapes:
+            - scores: ``(*batch, num_scores)``
+            - output: ``(*batch, ...)`` (see the structure)
+
+        Raises:
+            ValueError: if the scores do not end in ``num_scores``.
+        """
+        self.structure.check_scores(scores)
+        with torch.autocast(device_type=scores.device.type, enabled=False):
+            return self.structure.encode(self.structure.trace(torch.exp(-scores.float())))
+
+    def sample(self, scores: Tensor, num_samples: int) -> StructuredSample:
+        """``num_samples`` structures per example drawn without the estimator.
+
+        For evaluation (Monte Carlo marginals, a KL estimate): the samples carry
+        ``z``, ``log_prob`` and :meth:`~StructuredSample.kl` like those of
+        :meth:`forward`, but their ``objective`` raises.
+
+        Shapes:
+            - scores: ``(*batch, num_scores)``
+            - output: a StructuredSample with ``z`` ``(num_samples, *batch, ...)``
+
+        Raises:
+            ValueError: if the scores do not end in ``num_scores`` or ``num_samples``
+                is not an int >= 1.
+        """
+        self.structure.check_scores(scores)
+        check_int_at_least("StructuredLatent.sample", "num_samples", num_samples, 1)
+        with torch.autocast(device_type=scores.device.type, enabled=False):
+            return draw_structures(self.structure, scores.float(), num_samples)
 
     def log_prob(self, scores: Tensor, trace: Trace) -> Tensor:
         """``log p(T)`` in float32.

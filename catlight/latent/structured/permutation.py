@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -41,6 +43,11 @@ class Permutation(Structure):
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
         return f"num_items={self.num_scores}"
+
+    @property
+    def log_num_traces(self) -> float:
+        """``log n!``: one trace per permutation."""
+        return math.lgamma(self.num_scores + 1)
 
     def trace(self, exponentials: Tensor) -> Trace:
         """Sort the perturbations in increasing order. See the class for shapes."""

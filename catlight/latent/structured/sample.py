@@ -7,12 +7,20 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from catlight.latent.structured.base import Structure, Trace
+from catlight.latent.protocol import Sample
+from catlight.latent.structured.base import (
+    Structure,
+    Trace,
+    trace_kl_to_uniform,
+    unit_exponentials,
+)
 
-__all__ = ["StructuredSample"]
+__all__ = ["StructuredSample", "draw_structures"]
+
+Rule = Callable[["StructuredSample", Tensor], Tensor]
 
 
-class StructuredSample:
+class StructuredSample(Sample):
     """Samples of a structure with the estimator's gradient attached.
 
     Built by a structured estimator; model code reads :attr:`z`, computes one cost per
@@ -24,7 +32,9 @@ class StructuredSample:
         scores: float32 scores ``theta`` (the rates of the perturbations are ``exp(theta)``).
         noise: the ``Exp(1)`` draws behind the perturbations.
         trace: the algorithm's trace on each sample's perturbations.
-        rule: the estimator's rule ``(sample, cost) -> surrogate``.
+        rule: the estimator's rule ``(sample, cost) -> surrogate``; None for samples
+            drawn without an estimator (:meth:`StructuredLatent.sample`), whose
+            :meth:`objective` raises.
 
     Attributes:
         exponentials: the perturbations ``E = noise * exp(-scores)``, differentiable
@@ -39,6 +49,7 @@ class StructuredSample:
         - z: ``(S, *batch, ...)`` (see the structure)
         - log_prob: ``(S, *batch)``
         - cost (argument of :meth:`objective`): ``(S, *batch)``; output ``(*batch)``
+        - kl: ``(S, *batch)``, one estimate per sample
     """
 
     def __init__(
@@ -47,7 +58,7 @@ class StructuredSample:
         scores: Tensor,
         noise: Tensor,
         trace: Trace,
-        rule: Callable[[StructuredSample, Tensor], Tensor],
+        rule: Rule | None,
     ) -> None:
         self.structure = structure
         self.scores = scores
@@ -56,39 +67,71 @@ class StructuredSample:
         self.exponentials = noise * torch.exp(-scores)
         self.z = structure.encode(trace)
         self.log_prob = structure.log_prob(scores, trace)
+        self.batch_shape = tuple(scores.shape[:-1])
         self._rule = rule
 
-    @property
-    def num_samples(self) -> int:
-        """S, the number of samples along the leading dimension."""
-        return self.noise.shape[0]
-
-    def objective(self, cost: Tensor) -> Tensor:
-        """Surrogate loss for ``E[cost]``: its value is ``cost.mean(0)``.
-
-        Its gradient is the estimator's gradient for the scores and the pathwise
-        gradient for whatever produced ``cost``. The math runs in float32 with autocast
-        off.
-
-        Shapes:
-            - cost: ``(S, *batch)``, one cost per sample and example
-            - output: ``(*batch)``
+    def surrogate(self, cost: Tensor) -> Tensor:
+        """The estimator's rule. Shapes: cost ``(S, *batch)`` float32 -> ``(*batch)``.
 
         Raises:
-            ValueError: if ``cost`` does not have shape ``(S, *batch)``.
+            ValueError: if the samples were drawn without an estimator.
         """
-        expected = (self.num_samples, *self.scores.shape[:-1])
-        if tuple(cost.shape) != expected:
+        if self._rule is None:
             raise ValueError(
-                f"StructuredSample.objective: cost must have shape (S, *batch) = {expected}, "
-                f"got {tuple(cost.shape)}; reduce over everything but the sample and "
-                "batch dimensions first"
+                "StructuredSample.objective: these samples were drawn by "
+                "StructuredLatent.sample, without an estimator; call the layer "
+                "(layer(scores)) for samples with a gradient"
             )
-        with torch.autocast(device_type=cost.device.type, enabled=False):
-            return self._rule(self, cost.float())
+        return self._rule(self, cost)
+
+    def kl(self, prior_log_probs: Tensor | None = None) -> Tensor:
+        r"""One-sample estimate of ``KL(q(tau) || uniform over traces)`` for each sample.
+
+        ``log_num_traces - sum_t H(softmax_{A_t}(theta))`` on each sample's trace (see
+        :func:`~catlight.latent.structured.trace_kl_to_uniform`): unbiased, and
+        differentiable in the scores for the sampled trace, so add it to the cost
+        given to :meth:`objective` (``objective(nll + kl)``), which differentiates it
+        both ways. The prior is uniform over the structures with a uniform order of
+        their steps (:attr:`Structure.log_num_traces`); no other prior is offered.
+
+        Args:
+            prior_log_probs: must be None (the uniform prior over traces).
+
+        Raises:
+            ValueError: if ``prior_log_probs`` is given.
+
+        Shapes:
+            - output: ``(S, *batch)``
+        """
+        if prior_log_probs is not None:
+            raise ValueError(
+                "StructuredSample.kl: prior_log_probs must be None (the prior is uniform "
+                f"over traces), got a tensor of shape {tuple(prior_log_probs.shape)}"
+            )
+        return trace_kl_to_uniform(self.scores, self.trace, self.structure.log_num_traces)
 
     def __repr__(self) -> str:
         return (
             f"StructuredSample({type(self.structure).__name__}, "
             f"scores={tuple(self.scores.shape)}, z={tuple(self.z.shape)})"
         )
+
+
+def draw_structures(
+    structure: Structure, scores: Tensor, num_samples: int, rule: Rule | None = None
+) -> StructuredSample:
+    """Draw ``num_samples`` perturbation vectors ``E = noise * exp(-theta)`` and their traces.
+
+    Args:
+        structure: the structure whose algorithm runs on the perturbations.
+        scores: float32 scores ``theta``.
+        num_samples: S, independent samples per example.
+        rule: the estimator's rule, or None (no objective).
+
+    Shapes:
+        - scores: ``(*batch, n)``
+        - output: a StructuredSample with ``z`` of shape ``(S, *batch, ...)``
+    """
+    noise = unit_exponentials((num_samples, *scores.shape), scores.device)
+    trace = structure.trace(noise * torch.exp(-scores.detach()))
+    return StructuredSample(structure, scores, noise, trace, rule)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -50,6 +52,11 @@ class SpanningTree(Structure):
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
         return f"num_nodes={self.num_nodes}"
+
+    @property
+    def log_num_traces(self) -> float:
+        """``log(m^(m-2) (m - 1)!)``: Cayley's count of trees times the orders of their edges."""
+        return (self.num_nodes - 2) * math.log(self.num_nodes) + math.lgamma(self.num_nodes)
 
     def trace(self, exponentials: Tensor) -> Trace:
         """Kruskal's algorithm on the batch. See the class for shapes."""

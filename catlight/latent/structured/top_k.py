@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor
 
 from catlight.latent._checks import check_int_at_least
@@ -43,6 +45,11 @@ class TopK(Structure):
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
         return f"num_items={self.num_scores}, k={self.k}"
+
+    @property
+    def log_num_traces(self) -> float:
+        """``log(n! / (n - k)!)``: the ordered selections of k of n items."""
+        return math.lgamma(self.num_scores + 1) - math.lgamma(self.num_scores - self.k + 1)
 
     def trace(self, exponentials: Tensor) -> Trace:
         """The k smallest perturbations in increasing order. See the class for shapes."""

@@ -25,17 +25,14 @@ Two latents:
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from catlight.latent import DiscreteLatent, LatentSample
-from catlight.latent.sample import categorical_kl
-from catlight.latent.structured import SpanningTree, StructuredLatent, StructuredSample, Trace
-from catlight.latent.structured.base import unit_exponentials
+from catlight.latent import DiscreteLatent, LatentSample, categorical_kl
+from catlight.latent.structured import SpanningTree, StructuredLatent, StructuredSample
 from catlight.tasks.nri.graph import fully_connected_edge_index
 
 __all__ = [
@@ -45,7 +42,6 @@ __all__ = [
     "IndependentEdges",
     "SpanningTreeEdges",
     "edge_latent",
-    "trace_kl_to_uniform_trees",
 ]
 
 Prior = Literal["uniform", "sparse"]
@@ -238,7 +234,8 @@ class SpanningTreeEdges(EdgeLatent):
 
     ``KL(q(tau) || p(tau)) = E_q[log(N^(N-2) (N-1)!) - sum_t H(softmax_{A_t}(theta))]``,
 
-    estimated without bias on each sample by :func:`trace_kl_to_uniform_trees`. The
+    estimated without bias on each sample by
+    :meth:`~catlight.latent.structured.StructuredSample.kl`. The
     estimate depends on ``theta`` both through the sampled trace and pathwise, so it
     joins the cost given to the estimator's ``objective``, which differentiates both
     ways (an unbiased gradient of the KL).
@@ -282,7 +279,6 @@ class SpanningTreeEdges(EdgeLatent):
         self.num_marginal_samples = num_marginal_samples
         num_nodes = latent.structure.num_nodes
         self.num_nodes = num_nodes
-        self.log_num_traces = (num_nodes - 2) * math.log(num_nodes) + math.lgamma(num_nodes)
         senders, receivers = fully_connected_edge_index(num_nodes)
         ordered = torch.zeros(num_nodes, num_nodes, dtype=torch.long)
         ordered[senders, receivers] = torch.arange(senders.numel())
@@ -300,6 +296,11 @@ class SpanningTreeEdges(EdgeLatent):
     def structure(self) -> SpanningTree:
         """The latent's SpanningTree."""
         return self.latent.structure
+
+    @property
+    def log_num_traces(self) -> float:
+        """``log(N^(N-2) (N-1)!)``, the number of Kruskal traces of N particles."""
+        return self.structure.log_num_traces
 
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
@@ -338,18 +339,17 @@ class SpanningTreeEdges(EdgeLatent):
     def forward(self, scores: Tensor) -> EdgeSample:
         """Sample trees with the latent's estimator. See :class:`EdgeLatent`."""
         sample = self.latent(self.tree_scores(scores))
-        return _TreeSample(sample, self.edge_types(sample.z), self.log_num_traces)
+        return _TreeSample(sample, self.edge_types(sample.z))
 
     @torch.no_grad()
     def posterior(self, scores: Tensor) -> EdgePosterior:
         """Maximum spanning tree, Monte Carlo edge marginals and KL estimate (no gradient)."""
         with torch.autocast(device_type=scores.device.type, enabled=False):
             theta = self.tree_scores(scores)
-            mode = self.structure.encode(self.structure.trace(torch.exp(-theta)))
-            noise = unit_exponentials((self.num_marginal_samples, *theta.shape), theta.device)
-            trace = self.structure.trace(noise * torch.exp(-theta))
-            marginals = self.structure.encode(trace).mean(0)
-            kl = trace_kl_to_uniform_trees(theta, trace, self.log_num_traces).mean(0)
+            mode = self.latent.mode(theta)
+            trees = self.latent.sample(theta, self.num_marginal_samples)
+            marginals = trees.z.mean(0)
+            kl = trees.kl().mean(0)
         # an edge that no sampled tree holds gets the smallest positive probability
         tiny = torch.finfo(marginals.dtype).tiny
         log_probs = self.edge_types(marginals).clamp_min(tiny).log()
@@ -359,44 +359,11 @@ class SpanningTreeEdges(EdgeLatent):
 class _TreeSample(EdgeSample):
     """A StructuredLatent's trees; the per-sample KL estimate joins the cost."""
 
-    def __init__(self, sample: StructuredSample, z: Tensor, log_num_traces: float) -> None:
+    def __init__(self, sample: StructuredSample, z: Tensor) -> None:
         self.sample = sample
         self.z = z
-        self.log_num_traces = log_num_traces
 
     def negative_elbo(self, nll: Tensor, kl_weight: float) -> tuple[Tensor, Tensor]:
         """``objective(nll + kl_weight KL_s)``. See :class:`EdgeSample`."""
-        kl = kl_weight * trace_kl_to_uniform_trees(
-            self.sample.scores, self.sample.trace, self.log_num_traces
-        )
+        kl = kl_weight * self.sample.kl()
         return self.sample.objective(nll + kl), kl.mean(0)
-
-
-def trace_kl_to_uniform_trees(scores: Tensor, trace: Trace, log_num_traces: float) -> Tensor:
-    r"""One-sample estimate of ``KL(q(tau) || uniform over traces)`` for each trace.
-
-    ``log_num_traces - sum_t H(softmax_{A_t}(theta))``: the entropy of each step's
-    categorical over its active set ``A_t``, given the steps before, is closed-form,
-    and its sum over the steps of a sampled trace is an unbiased estimate of the
-    trace distribution's entropy (see :class:`SpanningTreeEdges`). Differentiable in
-    ``scores`` for the sampled trace.
-
-    Args:
-        scores: the tree scores ``theta``.
-        trace: sampled Kruskal traces.
-        log_num_traces: ``log`` of the number of traces, ``log(N^(N-2) (N-1)!)`` for
-            spanning trees of N nodes.
-
-    Returns:
-        The estimate for each trace.
-
-    Shapes:
-        - scores: ``(*batch, n)``, broadcast against the trace's ``*shape``
-        - trace: ``selected`` ``(*shape, T)``, ``active`` ``(*shape, T, n)``
-        - output: ``(*shape)``
-    """
-    step_scores = scores.float().unsqueeze(-2).expand(trace.active.shape)
-    log_probs = step_scores.masked_fill(~trace.active, -torch.inf).log_softmax(-1)
-    # zero the log-probabilities off the active sets first: 0 * -inf has no gradient
-    terms = log_probs.exp() * log_probs.masked_fill(~trace.active, 0.0)
-    return log_num_traces + terms.sum((-2, -1))

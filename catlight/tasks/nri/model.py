@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from lightning.pytorch import LightningModule
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
+from torch.optim.lr_scheduler import StepLR
+from typing_extensions import override
 
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.structured import StructuredLatent
-from catlight.tasks.base import LatentModelMixin
+from catlight.tasks.base import BaseTask
 from catlight.tasks.nri.decoder import MLPDecoder, RNNDecoder
 from catlight.tasks.nri.edge_latents import EdgeLatent, EdgePosterior
 from catlight.tasks.nri.edge_latents import edge_latent as make_edge_latent
@@ -39,7 +40,7 @@ def gaussian_nll(predictions: Tensor, targets: Tensor, variance: float) -> Tenso
     return squared_errors.sum((-3, -2, -1)) / (2 * variance)
 
 
-class NRI(LatentModelMixin, LightningModule):
+class NRI(BaseTask):
     r"""Infer the interaction graph of a particle system while learning its dynamics.
 
     ``trajectories (B, N, T, D) -> encoder -> edge-type scores (B, E, num_scores) ->
@@ -78,7 +79,7 @@ class NRI(LatentModelMixin, LightningModule):
     such window, and ``test/mse_{h}step`` is the MSE at horizon h (normalised units);
     ``test/edge_acc`` and ``test/edge_acc_best`` as in validation. TensorBoard gets
     images of the true vs inferred graphs and of true vs predicted paths (an open-loop
-    roll-out) of validation simulations.
+    roll-out) of validation and test simulations (:meth:`images`).
 
     Args:
         latent: the edge-type latent: a DiscreteLatent (its ``num_categories`` is K)
@@ -98,9 +99,12 @@ class NRI(LatentModelMixin, LightningModule):
         sparse_prior_first: the sparse prior's probability of type 0, in (0, 1).
         prediction_steps: P, ground truth is fed every P steps during training.
         variance: the decoder's fixed output variance.
-        learning_rate: Adam's learning rate.
-        lr_decay_epochs: epochs between two decays of the learning rate.
+        learning_rate: Adam's learning rate (the optimizer unless ``optimizer`` is set).
+        lr_decay_epochs: epochs between two decays of the learning rate (the default
+            scheduler, unless ``lr_scheduler`` is set).
         lr_decay_gamma: factor of each decay.
+        optimizer: builds the optimizer from the parameters (see :class:`BaseTask`).
+        lr_scheduler: builds an LR scheduler from the optimizer; None: the decay above.
         test_horizons: prediction horizons logged at test time.
         num_image_examples: validation simulations shown in the graph image.
 
@@ -112,6 +116,8 @@ class NRI(LatentModelMixin, LightningModule):
           edges ``(B, E)`` integer types in the order of
           :func:`~catlight.tasks.nri.data.fully_connected_edge_index`
     """
+
+    monitor = "val/nll"
 
     def __init__(
         self,
@@ -131,10 +137,12 @@ class NRI(LatentModelMixin, LightningModule):
         learning_rate: float = 5e-4,
         lr_decay_epochs: int = 200,
         lr_decay_gamma: float = 0.5,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         test_horizons: Sequence[int] = (1, 10, 20),
         num_image_examples: int = 4,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         _check_options(encoder=encoder, decoder=decoder, prior=prior)
         for name, value, minimum in [
             ("num_timesteps", num_timesteps, 2),
@@ -151,7 +159,6 @@ class NRI(LatentModelMixin, LightningModule):
                 "NRI: need 0 < sparse_prior_first < 1, variance > 0 and 0 <= dropout < 1, got "
                 f"{sparse_prior_first}, {variance} and {dropout}"
             )
-        self.save_hyperparameters()
         if latent is None:
             latent = DiscreteLatent(2, Softmax(), GumbelSoftmax(tau=0.5))
         self.edge_latent: EdgeLatent = make_edge_latent(latent, prior, sparse_prior_first)
@@ -160,7 +167,6 @@ class NRI(LatentModelMixin, LightningModule):
         self.num_timesteps = num_timesteps
         self.prediction_steps = prediction_steps
         self.variance = variance
-        self.learning_rate = learning_rate
         self.lr_decay_epochs = lr_decay_epochs
         self.lr_decay_gamma = lr_decay_gamma
         self.test_horizons = sorted(set(test_horizons))
@@ -177,7 +183,6 @@ class NRI(LatentModelMixin, LightningModule):
         self.test_accuracy = PermutationAccuracy(num_types)
         self.test_horizon_mse = HorizonMSE(self.test_horizons[-1])
         self._edge_indices: dict[int, Tensor] = {}
-        self._image_batch: tuple[Tensor, ...] | None = None
 
     @property
     def latent(self) -> DiscreteLatent | StructuredLatent:
@@ -234,7 +239,8 @@ class NRI(LatentModelMixin, LightningModule):
         posterior = self.posterior(trajectories)
         return posterior.log_probs, posterior.mode.unsqueeze(0)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
+    @override
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         trajectories = batch[0]
         loss, kl = self.loss(trajectories)
         loss, kl = loss.mean(), kl.mean()
@@ -244,11 +250,12 @@ class NRI(LatentModelMixin, LightningModule):
         self.log("train/kl", kl.detach(), batch_size=size)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         trajectories, edges = batch
         batch_size, num_particles = trajectories.shape[:2]
         posterior = self.posterior(trajectories)
-        log_probs, mode = posterior.log_probs, posterior.mode.unsqueeze(0)
+        mode = posterior.mode.unsqueeze(0)
         targets = trajectories[:, :, 1:]
         predictions = self.decode(trajectories, mode, self.prediction_steps)
         one_step = self.decode(trajectories, mode, 1)
@@ -261,26 +268,27 @@ class NRI(LatentModelMixin, LightningModule):
         for name, values in metrics.items():
             self.log(name, values.mean(), sync_dist=True, batch_size=batch_size)
         self.val_accuracy.update(mode[0].argmax(-1), edges)
-        if batch_idx == 0:
-            examples = slice(0, self.num_image_examples)
-            self._image_batch = (trajectories[examples], edges[examples], log_probs[examples])
 
-    def on_validation_epoch_end(self) -> None:  # noqa: D102
+    @override
+    def on_validation_epoch_end(self) -> None:
         best = self.val_accuracy.compute()
         self.log("val/edge_acc", self.val_accuracy.compute_identity())
         self.log("val/edge_acc_best", best, prog_bar=True)
         self.log("hp_metric", best)
         self.val_accuracy.reset()
-        if not self.trainer.sanity_checking and self._image_batch is not None:
-            self._log_images(*self._image_batch)
-        self._image_batch = None
 
-    @torch.no_grad()
-    def _log_images(self, trajectories: Tensor, edges: Tensor, log_probs: Tensor) -> None:
-        """Graphs (true vs expected type) and paths (true vs open-loop roll-out)."""
-        loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers or not self.trainer.is_global_zero:
-            return
+    @override
+    def images(self, batch: tuple[Tensor, Tensor], stage: str) -> dict[str, Tensor]:
+        """Graphs (true vs expected type) and paths (true vs open-loop roll-out).
+
+        The graphs of the first ``num_image_examples`` simulations of the batch; the
+        paths of the first one over the ``num_timesteps`` steps the encoder reads,
+        predicted from its first position alone.
+        """
+        examples = slice(0, self.num_image_examples)
+        trajectories = batch[0][examples, :, : self.num_timesteps]
+        edges = batch[1][examples]
+        log_probs = self.posterior(trajectories).log_probs
         scale = log_probs.shape[-1] - 1
         types = torch.arange(log_probs.shape[-1], device=log_probs.device, dtype=torch.float32)
         expected_types = (log_probs.exp() * types).sum(-1)
@@ -291,11 +299,13 @@ class NRI(LatentModelMixin, LightningModule):
         roll_out = self.decode(first, mode, first.shape[2])[0, 0]  # [N, T - 1, D]
         predicted = torch.cat([first[0, :, :1], roll_out], 1)
         paths = trajectory_image(first[0, ..., :2], predicted[..., :2])
-        for logger in loggers:
-            logger.experiment.add_image("graphs/true_vs_inferred", graphs, self.global_step)
-            logger.experiment.add_image("paths/true_vs_predicted", paths, self.global_step)
+        return {
+            f"{stage}/graphs_true_vs_inferred": graphs,
+            f"{stage}/paths_true_vs_predicted": paths,
+        }
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         trajectories, edges = batch
         horizon = self.test_horizons[-1]
         future = trajectories[:, :, self.num_timesteps :]
@@ -313,7 +323,8 @@ class NRI(LatentModelMixin, LightningModule):
         horizons = torch.arange(squared_errors.shape[-1], device=self.device) % horizon + 1
         self.test_horizon_mse.update(squared_errors, horizons)
 
-    def on_test_epoch_end(self) -> None:  # noqa: D102
+    @override
+    def on_test_epoch_end(self) -> None:
         self.log("test/edge_acc", self.test_accuracy.compute_identity())
         self.log("test/edge_acc_best", self.test_accuracy.compute())
         errors = self.test_horizon_mse.compute()
@@ -326,12 +337,10 @@ class NRI(LatentModelMixin, LightningModule):
         """Edge-type probabilities ``(B, E, K)`` of a batch's trajectories."""
         return self(batch[0]).exp()
 
-    def configure_optimizers(self) -> dict:  # noqa: D102
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
-        scheduler = torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=self.lr_decay_epochs, gamma=self.lr_decay_gamma
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
+    @override
+    def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> StepLR:
+        """The paper's schedule: the rate times ``lr_decay_gamma`` every ``lr_decay_epochs``."""
+        return StepLR(optimizer, step_size=self.lr_decay_epochs, gamma=self.lr_decay_gamma)
 
 
 def _check_options(**options: str) -> None:

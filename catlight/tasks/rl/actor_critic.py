@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.plugins import MixedPrecision
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 from torchmetrics.functional import explained_variance
+from typing_extensions import override
 
 from catlight.latent import DiscreteLatent, Softmax
-from catlight.tasks.base import LatentModelMixin
+from catlight.tasks.base import BaseTask
 from catlight.tasks.networks import Activation, mlp
 from catlight.tasks.rl.advantages import generalized_advantages
 from catlight.tasks.rl.collect import Episodes, Rollout
@@ -24,7 +26,7 @@ from catlight.tasks.rl.observation_normalizer import ObservationNormalizer
 __all__ = ["ActorCritic"]
 
 
-class ActorCritic(LatentModelMixin, LightningModule):
+class ActorCritic(BaseTask):
     r"""PPO or A2C on a categorical policy ``pi(a|s) = latent.distribution(actor(s))``.
 
     The actor outputs ``latent.num_scores`` scores per state (K for Softmax, K - 1
@@ -56,17 +58,22 @@ class ActorCritic(LatentModelMixin, LightningModule):
     data module's deterministic (argmax) evaluation episodes, also as ``hp_metric``.
 
     Args:
-        latent: the policy head, used through its ``log_probs``; it needs no estimator
-            (the policy gradient is written with ``log pi``). Default: 2 categories,
-            Softmax.
+        latent: the policy head, used through its ``log_probs`` and
+            ``sample_with_log_prob``; it must have no estimator (the policy gradient is
+            written with ``log pi``). Default: 2 categories, Softmax.
         observation_size: inputs per observation (4 for CartPole-v1).
         hidden_sizes: hidden widths of the actor and critic MLPs.
         activation: hidden activation.
         shared_network: one torso for the actor and critic instead of two networks.
         algorithm: ``"ppo"`` or ``"a2c"``.
-        learning_rate: initial learning rate.
-        anneal_learning_rate: decay the learning rate linearly to 0 over the rollouts.
-        optimizer: ``"adam"`` (eps 1e-5) or ``"rmsprop"`` (alpha 0.99, eps 1e-5).
+        learning_rate: initial learning rate of the default optimizer.
+        anneal_learning_rate: the default LR schedule: decay the learning rate linearly
+            to 0 over the rollouts (stepped once per rollout).
+        optimizer: builds the optimizer from the parameters; None: Adam with eps 1e-5
+            and ``learning_rate`` (fused where it can be). A2C's configs use
+            ``{class_path: torch.optim.RMSprop, init_args: {lr: 7e-4, alpha: 0.99, eps: 1e-5}}``.
+        lr_scheduler: builds an LR scheduler from the optimizer, stepped once per
+            rollout; None: the schedule ``anneal_learning_rate`` asks for.
         gamma: discount factor.
         gae_lambda: λ of GAE (1 for A2C's n-step returns).
         update_epochs: passes over each rollout (1 for A2C).
@@ -85,7 +92,7 @@ class ActorCritic(LatentModelMixin, LightningModule):
     Raises:
         ValueError: for an option outside its allowed values, a non-positive size or
             rate, coefficients out of range, a shared network without hidden layers,
-            or A2C with more than one epoch or minibatch.
+            A2C with more than one epoch or minibatch, or a latent with an estimator.
     """
 
     def __init__(
@@ -98,7 +105,8 @@ class ActorCritic(LatentModelMixin, LightningModule):
         algorithm: Literal["ppo", "a2c"] = "ppo",
         learning_rate: float = 2.5e-4,
         anneal_learning_rate: bool = True,
-        optimizer: Literal["adam", "rmsprop"] = "adam",
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
         update_epochs: int = 4,
@@ -111,8 +119,8 @@ class ActorCritic(LatentModelMixin, LightningModule):
         max_grad_norm: float | None = 0.5,
         normalize_observations: bool = False,
     ) -> None:
-        super().__init__()
-        _check_options(algorithm, optimizer, update_epochs, num_minibatches, value_clip_range)
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
+        _check_options(algorithm, update_epochs, num_minibatches, value_clip_range)
         _check_numbers(
             observation_size=observation_size,
             learning_rate=learning_rate,
@@ -124,9 +132,15 @@ class ActorCritic(LatentModelMixin, LightningModule):
             entropy_coef=entropy_coef,
             value_coef=value_coef,
         )
+        if latent is not None and latent.estimator is not None:
+            raise ValueError(
+                "ActorCritic: latent.estimator (model.init_args.latent.init_args.estimator) "
+                f"must be null, got {type(latent.estimator).__name__}; the policy samples "
+                "through the layer's own sample_with_log_prob / distribution and its "
+                "gradient is written with log pi, so an estimator would be ignored"
+            )
         if shared_network and not hidden_sizes:
             raise ValueError("ActorCritic: shared_network needs hidden_sizes, got none")
-        self.save_hyperparameters()
         self.automatic_optimization = False
         self.latent = latent if latent is not None else DiscreteLatent(2, Softmax())
         self.observation_size = observation_size
@@ -134,7 +148,6 @@ class ActorCritic(LatentModelMixin, LightningModule):
         self.algorithm = algorithm
         self.learning_rate = learning_rate
         self.anneal_learning_rate = anneal_learning_rate
-        self.optimizer_name = optimizer
         self.gamma = gamma
         self.gae_lambda = gae_lambda
         self.update_epochs = update_epochs
@@ -202,11 +215,9 @@ class ActorCritic(LatentModelMixin, LightningModule):
 
     def act(self, observations: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Sampled actions, their log-probabilities, and values. ``(B, D) -> 3 x (B,)``."""
-        log_probs, values = self.policy(observations)
-        # exponential race: argmin_k E_k / p_k with E_k ~ Exp(1) is distributed as p
-        races = torch.empty_like(log_probs).exponential_().log_().sub_(log_probs)
-        actions = races.argmin(-1)
-        return actions, log_probs.gather(-1, actions.unsqueeze(-1))[:, 0], values
+        scores, values = self(observations)
+        actions, log_probs, _ = self.latent.sample_with_log_prob(scores)
+        return actions[:, 0], log_probs[:, 0], values
 
     def value(self, observations: Tensor) -> Tensor:
         """State values. Shapes: ``(B, D) -> (B,)``."""
@@ -241,7 +252,8 @@ class ActorCritic(LatentModelMixin, LightningModule):
             self.value_coef,
         )
 
-    def training_step(self, rollout: Rollout, batch_idx: int) -> None:  # noqa: D102
+    @override
+    def training_step(self, rollout: Rollout, batch_idx: int) -> None:
         advantages, returns = generalized_advantages(
             rollout.rewards,
             rollout.values,
@@ -268,8 +280,9 @@ class ActorCritic(LatentModelMixin, LightningModule):
             transitions["values"], transitions["returns"]
         )
         diagnostics["learning_rate"] = torch.tensor(self.optimizers().param_groups[0]["lr"])
-        if self.anneal_learning_rate:
-            self.lr_schedulers().step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
         self._log_training(diagnostics, rollout, batch_idx)
 
     def _optimize(self, transitions: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -322,18 +335,22 @@ class ActorCritic(LatentModelMixin, LightningModule):
         # a logged "step" is the x-axis Lightning gives the loggers
         self.log("step", self.env_steps.float(), batch_size=1)
 
-    def validation_step(self, episodes: Episodes, batch_idx: int) -> None:  # noqa: D102
+    @override
+    def validation_step(self, episodes: Episodes, batch_idx: int) -> None:
         self.eval_return.update(episodes.returns)
         self.eval_length.update(episodes.lengths.float())
 
-    def on_validation_epoch_end(self) -> None:  # noqa: D102
+    @override
+    def on_validation_epoch_end(self) -> None:
         episode_return = self._log_evaluation("val")
         self.log("hp_metric", episode_return, batch_size=1)
 
-    def test_step(self, episodes: Episodes, batch_idx: int) -> None:  # noqa: D102
+    @override
+    def test_step(self, episodes: Episodes, batch_idx: int) -> None:
         self.validation_step(episodes, batch_idx)
 
-    def on_test_epoch_end(self) -> None:  # noqa: D102
+    @override
+    def on_test_epoch_end(self) -> None:
         self._log_evaluation("test")
 
     def _log_evaluation(self, stage: str) -> Tensor:
@@ -353,27 +370,25 @@ class ActorCritic(LatentModelMixin, LightningModule):
         if self.max_grad_norm is not None:
             self.clip_gradients(optimizer, self.max_grad_norm, "norm")
 
-    def configure_optimizers(self) -> dict:  # noqa: D102
-        if self.optimizer_name == "adam":
-            # the fused kernel: one call per step instead of one per parameter tensor;
-            # Lightning cannot clip a fused optimizer's gradients under mixed precision
-            mixed = isinstance(self.trainer.precision_plugin, MixedPrecision)
-            clipped_in_mixed_precision = mixed and self.max_grad_norm is not None
-            fused = self.device.type in ("cpu", "cuda") and not clipped_in_mixed_precision
-            optimizer = torch.optim.Adam(
-                self.parameters(), lr=self.learning_rate, eps=1e-5, fused=fused or None
-            )
-        else:
-            optimizer = torch.optim.RMSprop(
-                self.parameters(), lr=self.learning_rate, alpha=0.99, eps=1e-5
-            )
-        if not self.anneal_learning_rate:
-            return {"optimizer": optimizer}
-        num_rollouts = self.trainer.estimated_stepping_batches
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda rollout: max(0.0, 1.0 - rollout / num_rollouts)
+    @override
+    def default_optimizer(self) -> torch.optim.Optimizer:
+        """Adam with eps 1e-5 (CleanRL's and Stable-Baselines3's), fused where it can be."""
+        # the fused kernel: one call per step instead of one per parameter tensor;
+        # Lightning cannot clip a fused optimizer's gradients under mixed precision
+        mixed = isinstance(self.trainer.precision_plugin, MixedPrecision)
+        clipped_in_mixed_precision = mixed and self.max_grad_norm is not None
+        fused = self.device.type in ("cpu", "cuda") and not clipped_in_mixed_precision
+        return torch.optim.Adam(
+            self.parameters(), lr=self.learning_rate, eps=1e-5, fused=fused or None
         )
-        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    @override
+    def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> LambdaLR | None:
+        """A linear decay to 0 over the run's rollouts, if ``anneal_learning_rate``."""
+        if not self.anneal_learning_rate:
+            return None
+        num_rollouts = self.trainer.estimated_stepping_batches
+        return LambdaLR(optimizer, lambda rollout: max(0.0, 1.0 - rollout / num_rollouts))
 
     def _sum_over_ranks(self, tensor: Tensor) -> Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum")
@@ -381,7 +396,6 @@ class ActorCritic(LatentModelMixin, LightningModule):
 
 def _check_options(
     algorithm: str,
-    optimizer: str,
     update_epochs: int,
     num_minibatches: int,
     value_clip_range: float | None,
@@ -389,8 +403,6 @@ def _check_options(
     """Raise ValueError for an unknown option or a PPO-only setting given to A2C."""
     if algorithm not in ("ppo", "a2c"):
         raise ValueError(f"ActorCritic: algorithm must be 'ppo' or 'a2c', got {algorithm!r}")
-    if optimizer not in ("adam", "rmsprop"):
-        raise ValueError(f"ActorCritic: optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
     if update_epochs < 1 or num_minibatches < 1:
         raise ValueError(
             "ActorCritic: update_epochs and num_minibatches must be >= 1, got "

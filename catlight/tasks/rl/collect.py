@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
+from typing_extensions import override
 
 __all__ = ["Agent", "Episodes", "GymnasiumDataModule", "Rollout", "RolloutCollector"]
 
@@ -372,13 +373,16 @@ class GymnasiumDataModule(LightningDataModule):
         per_rollout = self.num_envs * self.num_steps * getattr(self, "_world_size", 1)
         return -(-self.total_env_steps // per_rollout)
 
-    def train_dataloader(self) -> _Rollouts:  # noqa: D102
+    @override
+    def train_dataloader(self) -> _Rollouts:
         return _Rollouts(self.collector, self.trainer.lightning_module, self.num_rollouts)
 
-    def val_dataloader(self) -> _Evaluations:  # noqa: D102
+    @override
+    def val_dataloader(self) -> _Evaluations:
         return _Evaluations(self.eval_envs, self.trainer.lightning_module, self._eval_seeds)
 
-    def test_dataloader(self) -> _Evaluations:  # noqa: D102
+    @override
+    def test_dataloader(self) -> _Evaluations:
         return self.val_dataloader()
 
     def teardown(self, stage: str) -> None:

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from catlight.latent.sample import categorical_entropy
+from catlight.latent import categorical_entropy
 
 __all__ = ["actor_critic_loss"]
 

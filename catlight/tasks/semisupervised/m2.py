@@ -6,15 +6,15 @@ import math
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from typing_extensions import override
 
-from catlight.latent import DiscreteLatent, Exact, Softmax
-from catlight.latent.sample import categorical_kl
-from catlight.tasks.base import LatentModelMixin
+from catlight.latent import DiscreteLatent, Exact, Softmax, categorical_kl
+from catlight.tasks.base import BaseTask
+from catlight.tasks.image_grid import reconstructions_and_samples
 from catlight.tasks.likelihood import bernoulli_nll
 from catlight.tasks.networks import Activation, activation_layer, mlp
 from catlight.tasks.semisupervised.networks import Architecture, image_decoder, image_features
@@ -22,7 +22,7 @@ from catlight.tasks.semisupervised.networks import Architecture, image_decoder, 
 __all__ = ["SemiSupervisedVAE", "confusion_image"]
 
 
-class SemiSupervisedVAE(LatentModelMixin, LightningModule):
+class SemiSupervisedVAE(BaseTask):
     r"""Kingma et al.'s M2: ``p(y) p(z) p(x|y,z)`` with ``q(y|x)`` and ``q(z|x,y)``.
 
     The label ``y`` is a :class:`~catlight.latent.DiscreteLatent` with one variable of
@@ -59,7 +59,9 @@ class SemiSupervisedVAE(LatentModelMixin, LightningModule):
             ``0.1 * N / N_labeled`` (their ``0.1 N`` on a sum over the data set, per
             labeled example here), with N and N_labeled read at fit time from the
             datamodule's ``num_train_examples`` and ``num_labeled``.
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's learning rate (the optimizer unless ``optimizer`` is set).
+        optimizer: builds the optimizer from the parameters (see :class:`BaseTask`).
+        lr_scheduler: builds an LR scheduler from the optimizer; None: a constant rate.
         eval_chunk_size: labels decoded at once by the exact unlabeled bound of
             validation and test.
 
@@ -72,6 +74,8 @@ class SemiSupervisedVAE(LatentModelMixin, LightningModule):
         - validation / test batch: ``(images (B, D), labels (B,))``; images in {0, 1}
     """
 
+    monitor = "val/unlabeled_neg_elbo"
+
     def __init__(
         self,
         latent: DiscreteLatent | None = None,
@@ -82,9 +86,11 @@ class SemiSupervisedVAE(LatentModelMixin, LightningModule):
         input_size: int = 784,
         alpha: float | None = None,
         learning_rate: float = 1e-3,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         eval_chunk_size: int = 10,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         for name, value in [
             ("latent_size", latent_size),
             ("hidden_size", hidden_size),
@@ -95,13 +101,11 @@ class SemiSupervisedVAE(LatentModelMixin, LightningModule):
                 raise ValueError(f"SemiSupervisedVAE: {name} must be >= 1, got {value}")
         if alpha is not None and alpha < 0:
             raise ValueError(f"SemiSupervisedVAE: alpha must be >= 0 or None, got {alpha}")
-        self.save_hyperparameters()
         self.latent = latent if latent is not None else DiscreteLatent(10, Softmax(), Exact())
         self.num_classes = self.latent.num_categories
         self.latent_size = latent_size
         self.alpha = alpha
         self.classification_weight = alpha  # resolved at fit when alpha is None
-        self.learning_rate = learning_rate
         self.eval_chunk_size = eval_chunk_size
 
         classifier_features, width = image_features(architecture, input_size, activation)
@@ -234,7 +238,8 @@ class SemiSupervisedVAE(LatentModelMixin, LightningModule):
             )
         self.classification_weight = 0.1 * data.num_train_examples / data.num_labeled
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
+    @override
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         if self.classification_weight is None:
             raise ValueError("SemiSupervisedVAE: alpha is None and was not resolved at fit setup")
         unlabeled, labeled, labels = batch
@@ -249,10 +254,12 @@ class SemiSupervisedVAE(LatentModelMixin, LightningModule):
         self.log("train/cross_entropy", cross_entropy.detach())
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
@@ -272,15 +279,17 @@ class SemiSupervisedVAE(LatentModelMixin, LightningModule):
         self.log(f"{stage}/labeled_neg_elbo", metrics["labeled_neg_elbo"])
         self.log(f"{stage}/unlabeled_neg_elbo", metrics["unlabeled_neg_elbo"])
 
-    def on_validation_epoch_end(self) -> None:  # noqa: D102
+    @override
+    def on_validation_epoch_end(self) -> None:
         self.log("hp_metric", self.eval_metrics["val"]["accuracy"].compute())
         self._log_classes("val")
 
-    def on_test_epoch_end(self) -> None:  # noqa: D102
+    @override
+    def on_test_epoch_end(self) -> None:
         self._log_classes("test")
 
     def _log_classes(self, stage: str) -> None:
-        """Per-class accuracy of the classes present, and the confusion-matrix image."""
+        """Per-class accuracy of the classes present."""
         metrics = self.eval_metrics[stage]
         confusion = metrics["confusion"].compute()  # every rank: the compute syncs
         per_class = metrics["class_accuracy"].compute()
@@ -288,19 +297,16 @@ class SemiSupervisedVAE(LatentModelMixin, LightningModule):
         self.log_dict(
             {f"{stage}_class_accuracy/{k}": per_class[k] for k in present.nonzero()[:, 0].tolist()}
         )
-        logger = self.logger
-        if (
-            isinstance(logger, TensorBoardLogger)
-            and self.trainer.is_global_zero
-            and not self.trainer.sanity_checking
-        ):
-            image = confusion_image(confusion)
-            logger.experiment.add_image(f"{stage}/confusion_matrix", image, self.global_step)
         metrics["confusion"].reset()
         metrics["class_accuracy"].reset()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:  # noqa: D102
-        return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+    @override
+    def images(self, batch: tuple[Tensor, ...], stage: str) -> dict[str, Tensor]:
+        """Reconstructions, samples of each class in turn, and the stage's confusion matrix."""
+        images = reconstructions_and_samples(stage, batch[0], self.reconstruct, self.sample)
+        confusion = self.eval_metrics[stage]["confusion"].compute()  # every rank: it syncs
+        images[f"{stage}/confusion_matrix"] = confusion_image(confusion)
+        return images
 
 
 def _evaluation_metrics(num_classes: int) -> nn.ModuleDict:

@@ -6,21 +6,27 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from typing_extensions import override
 
 from catlight.callbacks import writes_logs
-from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.latent.estimators.base import sample_categories
-from catlight.latent.sample import categorical_kl
-from catlight.tasks.base import LatentModelMixin
+from catlight.latent import (
+    DiscreteLatent,
+    GumbelSoftmax,
+    Softmax,
+    categorical_kl,
+    sample_categories,
+)
+from catlight.tasks.base import BaseTask
+from catlight.tasks.image_grid import reconstructions_and_samples
 from catlight.tasks.likelihood import bernoulli_nll, log_mean_exp
 from catlight.tasks.networks import Activation, mlp
 
 __all__ = ["CategoricalVAE"]
 
 
-class CategoricalVAE(LatentModelMixin, LightningModule):
+class CategoricalVAE(BaseTask):
     r"""A VAE with N categorical latent variables of K categories and a Bernoulli decoder.
 
     ``x -> encoder -> scores (B, N, num_scores) -> DiscreteLatent -> z (S, B, N, K) ->
@@ -42,13 +48,17 @@ class CategoricalVAE(LatentModelMixin, LightningModule):
         decoder_sizes: hidden widths of the decoder MLP (empty: linear).
         activation: hidden activation.
         prior: ``"uniform"`` or ``"learned"`` (one learned categorical per variable).
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's learning rate (the optimizer unless ``optimizer`` is set).
+        optimizer: builds the optimizer from the parameters (see :class:`BaseTask`).
+        lr_scheduler: builds an LR scheduler from the optimizer; None: a constant rate.
         eval_num_samples: importance samples of the test bound (1000 in the papers).
         eval_chunk_size: importance samples evaluated at once.
 
     Shapes:
         - batch: ``(images,)`` or ``(images, labels)``, images ``(B, D)`` in {0, 1}
     """
+
+    monitor = "val/neg_elbo"
 
     def __init__(
         self,
@@ -60,10 +70,12 @@ class CategoricalVAE(LatentModelMixin, LightningModule):
         activation: Activation = "relu",
         prior: Literal["uniform", "learned"] = "uniform",
         learning_rate: float = 1e-3,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         eval_num_samples: int = 1000,
         eval_chunk_size: int = 100,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         if prior not in ("uniform", "learned"):
             raise ValueError(f"CategoricalVAE: prior must be 'uniform' or 'learned', got {prior!r}")
         for name, value in [
@@ -73,13 +85,11 @@ class CategoricalVAE(LatentModelMixin, LightningModule):
         ]:
             if value < 1:
                 raise ValueError(f"CategoricalVAE: {name} must be >= 1, got {value}")
-        self.save_hyperparameters()
         self.latent = (
             latent if latent is not None else DiscreteLatent(10, Softmax(), GumbelSoftmax())
         )
         self.num_latents = num_latents
         self.num_categories = self.latent.num_categories
-        self.learning_rate = learning_rate
         self.eval_num_samples = eval_num_samples
         self.eval_chunk_size = eval_chunk_size
         latent_size = num_latents * self.num_categories
@@ -148,21 +158,26 @@ class CategoricalVAE(LatentModelMixin, LightningModule):
         prior = self.prior_log_probs().expand(num_images, -1, -1)
         return torch.sigmoid(self.decode(sample_categories(prior, 1))[0])
 
-    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:  # noqa: D102
+    @override
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         loss = self.loss(batch[0]).mean()
         if writes_logs(self.trainer, self.global_step + 1):
             self.log("train/neg_elbo", loss.detach(), prog_bar=True)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         neg_elbo = self.discrete_neg_elbo(batch[0]).mean()
         self.log("val/neg_elbo", neg_elbo, prog_bar=True, sync_dist=True)
         self.log("hp_metric", neg_elbo, sync_dist=True)
 
-    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         images = batch[0]
         self.log("test/neg_elbo", self.discrete_neg_elbo(images).mean(), sync_dist=True)
         self.log("test/nll", self.importance_weighted_nll(images).mean(), sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:  # noqa: D102
-        return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+    @override
+    def images(self, batch: tuple[Tensor, ...], stage: str) -> dict[str, Tensor]:
+        """Inputs beside their reconstructions, and samples from the prior."""
+        return reconstructions_and_samples(stage, batch[0], self.reconstruct, self.sample)

@@ -6,20 +6,20 @@ import copy
 from collections.abc import Sequence
 
 import torch
-from lightning.pytorch import LightningModule
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from typing_extensions import override
 
-from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
-from catlight.latent.estimators.base import sample_categories
-from catlight.tasks.base import LatentModelMixin
+from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax, sample_categories
+from catlight.tasks.base import BaseTask
+from catlight.tasks.image_grid import reconstructions_and_samples
 from catlight.tasks.likelihood import bernoulli_nll, log_mean_exp
 from catlight.tasks.networks import Activation, mlp
 
 __all__ = ["StructuredOutputPrediction"]
 
 
-class StructuredOutputPrediction(LatentModelMixin, LightningModule):
+class StructuredOutputPrediction(BaseTask):
     r"""A stochastic network ``x_top -> z_1 -> ... -> z_L -> x_bottom`` (Jang et al. 2017).
 
     Each of the ``num_layers`` stochastic layers has N categorical variables of K
@@ -51,10 +51,13 @@ class StructuredOutputPrediction(LatentModelMixin, LightningModule):
         optimizer: builds the optimizer from the parameters, e.g. in YAML
             ``{class_path: torch.optim.SGD, init_args: {lr: 0.1, momentum: 0.9}}``
             (the configs' choice: see below). None: Adam with ``learning_rate``.
+        lr_scheduler: builds an LR scheduler from the optimizer; None: a constant rate.
         val_num_samples: m for validation.
         eval_num_samples: m for test.
         eval_chunk_size: samples evaluated at once.
     """
+
+    monitor = "val/nll"
 
     def __init__(
         self,
@@ -66,11 +69,12 @@ class StructuredOutputPrediction(LatentModelMixin, LightningModule):
         activation: Activation = "relu",
         learning_rate: float = 1e-3,
         optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         val_num_samples: int = 100,
         eval_num_samples: int = 1000,
         eval_chunk_size: int = 100,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         if num_layers < 1 or num_latents < 1:
             raise ValueError(
                 "StructuredOutputPrediction: num_layers and num_latents must be >= 1, got "
@@ -80,15 +84,12 @@ class StructuredOutputPrediction(LatentModelMixin, LightningModule):
             raise ValueError(
                 f"StructuredOutputPrediction: image_size must be even, got {image_size}"
             )
-        self.save_hyperparameters()
         latent = latent if latent is not None else DiscreteLatent(10, Softmax(), GumbelSoftmax())
         self.latents = nn.ModuleList(
             [latent] + [copy.deepcopy(latent) for _ in range(num_layers - 1)]
         )
         self.num_latents = num_latents
         self.half = image_size // 2
-        self.learning_rate = learning_rate
-        self.optimizer_factory = optimizer
         self.val_num_samples = val_num_samples
         self.eval_num_samples = eval_num_samples
         self.eval_chunk_size = eval_chunk_size
@@ -151,22 +152,25 @@ class StructuredOutputPrediction(LatentModelMixin, LightningModule):
         bottom = torch.sigmoid(self.decoder(self._ancestral_sample(top, 1))[0])
         return torch.cat([top.float(), bottom], -1)
 
-    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:  # noqa: D102
+    @override
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         loss = self.loss(batch[0]).mean()
         self.log("train/loss", loss.detach(), prog_bar=True)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         nll = self.sample_nll(batch[0], self.val_num_samples).mean()
         self.log("val/nll", nll, prog_bar=True, sync_dist=True)
         self.log("hp_metric", nll, sync_dist=True)
 
-    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self.log(
             "test/nll", self.sample_nll(batch[0], self.eval_num_samples).mean(), sync_dist=True
         )
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:  # noqa: D102
-        if self.optimizer_factory is None:
-            return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
-        return self.optimizer_factory(self.parameters())
+    @override
+    def images(self, batch: tuple[Tensor, ...], stage: str) -> dict[str, Tensor]:
+        """Inputs beside their predictions: the top half and a sampled bottom half."""
+        return reconstructions_and_samples(stage, batch[0], self.reconstruct)

@@ -10,7 +10,14 @@ import math
 import pytest
 import torch
 
-from catlight.latent.structured import BinaryTree, Permutation, SpanningTree, TopK, Trace
+from catlight.latent.structured import (
+    BinaryTree,
+    Permutation,
+    SpanningTree,
+    TopK,
+    Trace,
+    trace_kl_to_uniform,
+)
 from catlight.latent.structured.base import (
     chain_trace,
     conditional_exponentials,
@@ -141,3 +148,24 @@ def test_exponential_log_density_by_hand():
 def test_trace_indexing_keeps_both_fields():
     trace = Trace(torch.zeros(3, 2, dtype=torch.long), torch.ones(3, 2, 4, dtype=torch.bool))
     assert trace[1:].selected.shape == (2, 2) and trace[1:].active.shape == (2, 2, 4)
+
+
+@over_structures
+def test_log_num_traces_counts_the_enumerated_traces(name):
+    make, num_traces, _ = STRUCTURES[name]
+    assert make().log_num_traces == pytest.approx(math.log(num_traces), abs=1e-12)
+
+
+@over_structures
+def test_trace_kl_estimate_has_the_exact_kl_as_expectation(name):
+    structure = STRUCTURES[name][0]()
+    scores = 2 * scores_for(structure, 3)
+    traces = all_traces(structure)
+    log_q = structure.log_prob(scores, traces)
+    exact = (log_q.exp() * log_q).sum() + structure.log_num_traces
+    estimates = trace_kl_to_uniform(scores, traces, structure.log_num_traces)
+    assert (log_q.exp() * estimates).sum().item() == pytest.approx(exact.item(), abs=1e-5)
+    assert exact.item() > 0.01
+    uniform = trace_kl_to_uniform(torch.zeros_like(scores), traces, structure.log_num_traces)
+    if name in ("top_k", "permutation"):  # equal scores: every trace equally likely
+        assert torch.allclose(uniform, torch.zeros_like(uniform), atol=1e-5)

@@ -100,7 +100,9 @@ def test_nri_test_reports_mse_by_horizon_and_tensorboard_gets_images(run_cli, pa
     )
     events = EventAccumulator(cli.trainer.logger.log_dir)
     events.Reload()
-    assert {"graphs/true_vs_inferred", "paths/true_vs_predicted"} <= set(events.Tags()["images"])
+    assert {"val/graphs_true_vs_inferred", "val/paths_true_vs_predicted"} <= set(
+        events.Tags()["images"]
+    )
     assert "hp_metric" in events.Tags()["scalars"]
 
     cli = run_cli("test", *common)

@@ -17,13 +17,10 @@ from catlight.latent.structured import (
     SpanningTree,
     StructuredLatent,
     TraceReinforce,
+    trace_kl_to_uniform,
 )
 from catlight.tasks.nri import NRI
-from catlight.tasks.nri.edge_latents import (
-    IndependentEdges,
-    SpanningTreeEdges,
-    trace_kl_to_uniform_trees,
-)
+from catlight.tasks.nri.edge_latents import IndependentEdges, SpanningTreeEdges
 from catlight.tasks.nri.graph import fully_connected_edge_index
 from tests.latent.structured.enumeration import all_traces
 
@@ -100,7 +97,7 @@ def test_trace_kl_is_zero_for_equal_scores_of_three_nodes():
     traces = all_traces(structure)
     adapter = tree_edges(3)
     assert math.exp(adapter.log_num_traces) == pytest.approx(traces.selected.shape[0])
-    kl = trace_kl_to_uniform_trees(torch.zeros(3), traces, adapter.log_num_traces)
+    kl = trace_kl_to_uniform(torch.zeros(3), traces, adapter.log_num_traces)
     torch.testing.assert_close(kl, torch.zeros(6))
 
 
@@ -113,7 +110,7 @@ def test_trace_kl_estimate_has_the_exact_kl_as_expectation():
     theta = torch.tensor([1.5, -0.5, 0.3, 0.0, -1.2, 0.8])
     log_q = structure.log_prob(theta, traces)
     exact_kl = (log_q.exp() * log_q).sum() + log_num_traces
-    estimates = trace_kl_to_uniform_trees(theta, traces, log_num_traces)
+    estimates = trace_kl_to_uniform(theta, traces, log_num_traces)
     torch.testing.assert_close((log_q.exp() * estimates).sum(), exact_kl)
     assert exact_kl > 0
 

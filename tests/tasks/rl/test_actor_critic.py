@@ -12,7 +12,7 @@ import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from catlight.latent import Catnat, DiscreteLatent, Softmax
+from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.tasks.rl import ActorCritic, GymnasiumDataModule
 from tests.config_checks import assert_print_config_resolves
 
@@ -248,7 +248,6 @@ def test_actor_critic_rejects_a_model_that_does_not_fit_the_environment(tmp_path
             {"algorithm": "a2c", "update_epochs": 1, "num_minibatches": 1, "value_clip_range": 0.2},
             "value_clip_range is a PPO setting",
         ),
-        ({"optimizer": "sgd"}, "optimizer must be 'adam' or 'rmsprop'"),
         ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
         ({"clip_range": 0.0}, "clip_range must be > 0, got 0.0"),
         ({"value_clip_range": -1.0}, "value_clip_range must be > 0 or None"),
@@ -298,3 +297,28 @@ def test_rl_configs_fast_dev_run_trains_one_rollout(path, run_cli):
     assert cli.model.env_steps.item() == data["num_envs"] * data["num_steps"]
     assert math.isfinite(cli.trainer.callback_metrics["val/episodic_return"].item())
     assert math.isfinite(cli.trainer.callback_metrics["train/entropy"].item())
+
+
+def test_policy_rejects_a_latent_with_an_estimator():
+    latent = DiscreteLatent(2, Softmax(), GumbelSoftmax())
+    with pytest.raises(
+        ValueError,
+        match=r"latent\.estimator \(model\.init_args\.latent\.init_args\.estimator\) must be "
+        r"null, got GumbelSoftmax; the policy samples through the layer's own "
+        r"sample_with_log_prob / distribution .* an estimator would be ignored",
+    ):
+        ActorCritic(latent)
+
+
+def test_policy_acts_through_the_layer_sampling():
+    torch.manual_seed(0)
+    model = ActorCritic(DiscreteLatent(3, Catnat()), observation_size=4)
+    observations = torch.randn(64, 4)
+    torch.manual_seed(1)
+    actions, log_probs, values = model.act(observations)
+    torch.manual_seed(1)
+    scores, expected_values = model(observations)
+    expected_actions, expected_log_probs, _ = model.latent.sample_with_log_prob(scores)
+    assert torch.equal(actions, expected_actions[:, 0])
+    assert torch.equal(log_probs, expected_log_probs[:, 0])
+    assert torch.equal(values, expected_values)
