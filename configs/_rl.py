@@ -31,13 +31,15 @@ from typing import Any
 
 from _common import CONFIGS, PARAMETERIZATIONS
 
-# name -> (gymnasium id, observation size, actions, or the sizes of the action variables)
-ENVIRONMENTS: dict[str, tuple[str, int, int | list[int]]] = {
-    "cartpole": ("CartPole-v1", 4, 2),
-    "acrobot": ("Acrobot-v1", 6, 3),
-    "lunarlander": ("LunarLander-v3", 8, 4),
-    "taxi": ("Taxi-v4", 500, 6),
-    "lunarlander_multidiscrete": ("LunarLander-v3", 8, [5, 3]),
+# name -> (gymnasium id, the policy's categories: the actions, or the largest action
+# variable); the model's observation_size and action_sizes come from the data module,
+# and num_categories must agree with it (checked before training)
+ENVIRONMENTS: dict[str, tuple[str, int]] = {
+    "cartpole": ("CartPole-v1", 2),
+    "acrobot": ("Acrobot-v1", 3),
+    "lunarlander": ("LunarLander-v3", 4),
+    "taxi": ("Taxi-v4", 6),
+    "lunarlander_multidiscrete": ("LunarLander-v3", 5),  # MultiDiscrete([5, 3])
 }
 # data settings that make the environment: continuous LunarLander, discretised
 ENVIRONMENT_DATA: dict[str, dict[str, Any]] = {
@@ -128,10 +130,9 @@ def rl_config(
     algorithm: str, env: str, parameterization: str, masked: bool = False
 ) -> dict[str, Any]:
     """An ActorCritic + GymnasiumDataModule config; ``masked``: with invalid-action masks."""
-    env_id, observation_size, actions = ENVIRONMENTS[env]
+    env_id, num_categories = ENVIRONMENTS[env]
     data, model = SETTINGS[(algorithm, env)]
     data = {**ENVIRONMENT_DATA.get(env, {}), **data}
-    sizes = {"action_sizes": actions} if isinstance(actions, list) else {}
     masks = {"use_action_masks": True} if masked else {}
     per_rollout = data["num_envs"] * data["num_steps"]
     return {
@@ -155,12 +156,10 @@ def rl_config(
                 "latent": {
                     "class_path": "DiscreteLatent",
                     "init_args": {
-                        "num_categories": max(actions) if sizes else actions,
+                        "num_categories": num_categories,
                         "parameterization": PARAMETERIZATIONS[parameterization],
                     },
                 },
-                "observation_size": observation_size,
-                **sizes,
                 **masks,
                 **(a2c_settings(model) if algorithm == "a2c" else model),
             },
