@@ -56,7 +56,8 @@ class GumbelRao(RelaxedEstimator):
     :func:`conditional_gumbel_logits`; the paper's K). The noise is held fixed and only
     ``log p`` is differentiated, as in ST-GS, so the estimator's mean is ST-GS's at the
     same ``tau`` and its variance is no larger; ``num_gumbels = 1`` is ST-GS itself.
-    The extra cost is ``num_gumbels`` softmaxes per sample, no extra cost evaluations.
+    No extra cost evaluations, but the layer's own time and memory grow about
+    ``num_gumbels``-fold.
     The temperature is fixed (``set_tau`` changes it by hand).
 
     Args:
