@@ -11,7 +11,7 @@ from torch import Tensor
 
 from catlight.latent._checks import check_positive
 from catlight.latent.estimators.base import sample_categories
-from catlight.latent.estimators.relaxed import RelaxedEstimator
+from catlight.latent.estimators.relaxed import RelaxedEstimator, perturbed_softmax
 
 __all__ = ["GappedStraightThrough", "gapped_logits"]
 
@@ -81,7 +81,5 @@ class GappedStraightThrough(RelaxedEstimator):
         """One-hot samples carrying the gapped softmax's gradient."""
         samples = sample_categories(log_probs, self.num_samples)
         perturbed = gapped_logits(log_probs, samples, self.gap)
-        # differentiate log p only; 0 offset where log p = -inf (a masked category)
-        offset = torch.where(torch.isfinite(log_probs), perturbed - log_probs.detach(), 0.0)
-        soft = torch.softmax((log_probs + offset) / self.tau, -1)
+        soft = perturbed_softmax(log_probs, perturbed, self.tau)
         return samples + (soft - soft.detach())

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from catlight.latent._checks import check_int_at_least
 from catlight.latent.estimators.base import sample_categories, uniform_noise
-from catlight.latent.estimators.relaxed import RelaxedEstimator
+from catlight.latent.estimators.relaxed import RelaxedEstimator, perturbed_softmax
 
 __all__ = ["GumbelRao", "conditional_gumbel_logits"]
 
@@ -86,7 +86,5 @@ class GumbelRao(RelaxedEstimator):
         """One-hot samples carrying the Rao-Blackwellised Gumbel-Softmax gradient."""
         samples = sample_categories(log_probs, self.num_samples)
         perturbed = conditional_gumbel_logits(log_probs, samples, self.num_gumbels)
-        # differentiate log p only; 0 offset where log p = -inf (a masked category)
-        offset = torch.where(torch.isfinite(log_probs), perturbed - log_probs.detach(), 0.0)
-        soft = torch.softmax((log_probs + offset) / self.tau, -1).mean(0)
+        soft = perturbed_softmax(log_probs, perturbed, self.tau).mean(0)
         return samples + (soft - soft.detach())
