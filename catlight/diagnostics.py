@@ -82,7 +82,9 @@ class GradientMoments:
         - ``variance``: the total variance, the sum over the P coordinates of each one's
           (unbiased) variance across estimates; 0 with one estimate.
         - ``snr``: the mean over coordinates of ``|mean| / standard deviation``
-          (coordinates without variance left out; inf if none has any).
+          (coordinates whose deviation is below 1e-6 of the largest one, rounding
+          noise, left out; inf if none varies). A few nearly deterministic
+          coordinates (a category of probability near 0) can dominate it.
         - ``bias_norm``: the Euclidean norm of ``mean - reference``.
         - ``mse``: the mean over estimates of ``||estimate - reference||^2``.
         - ``cosine``: the mean over estimates of their cosine similarity with the reference.
@@ -94,7 +96,7 @@ class GradientMoments:
         else:
             variance = torch.zeros_like(mean)
         std = variance.sqrt()
-        noisy = std > 1e-12 * (1 + mean.abs())
+        noisy = std > 1e-6 * std.max()
         snr = float((mean.abs()[noisy] / std[noisy]).mean()) if noisy.any() else math.inf
         stats = {"variance": float(variance.sum()), "snr": snr}
         if self.reference is not None:
