@@ -20,6 +20,7 @@ of each epoch in ``--train-epochs``:
     python benchmarks/gradient_quality.py --data-dir DIR --train-epochs 1 10 100 \
         --train-size 1000 --threads 1
     python benchmarks/gradient_quality.py --data-dir DIR --checkpoints A.ckpt B.ckpt
+    python benchmarks/gradient_quality.py --data-dir DIR --table  # the CSV's table, figure
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 import matplotlib
 import torch
 from _common import markdown
-from _results import RESULTS, append_row
+from _results import RESULTS, append_row, read_rows
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from catlight.cli import CatlightCLI
@@ -63,6 +64,7 @@ COLUMNS = [
     "relative_mse",
     "reference",
     "reference_norm",
+    "reference_estimates",
     "num_estimates",
     "batch_size",
     "seconds",
@@ -98,6 +100,7 @@ def train(parameterization: str, args: argparse.Namespace, folder: Path) -> list
         f"--trainer.default_root_dir={folder}",
         "--trainer.callbacks=[]",
         "--trainer.logger=false",
+        "--trainer.enable_checkpointing=false",
         "--trainer.limit_val_batches=0",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
@@ -156,6 +159,7 @@ def measure(checkpoint: Path, batch: tuple[torch.Tensor, ...], args: argparse.Na
                 "relative_mse": f"{stats['mse'] / reference_norm**2:.4g}",
                 "reference": args.reference,
                 "reference_norm": f"{reference_norm:.6g}",
+                "reference_estimates": args.reference_estimates,
                 "num_estimates": args.num_estimates,
                 "batch_size": args.batch_size,
                 "seconds": f"{seconds:.0f}",
@@ -226,11 +230,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--table", action="store_true", help="only print the CSV's table and redraw the figure"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.table:
+        rows = read_rows(BENCHMARK)
+        print(table(rows))
+        plot(rows, RESULTS / f"{BENCHMARK}.png")
+        return
     if not args.checkpoints and not args.train_epochs:
-        parser.error("give --checkpoints or --train-epochs")
+        parser.error("give --checkpoints or --train-epochs (or --table)")
     print(f"`python benchmarks/gradient_quality.py {shlex.join(sys.argv[1:])}`\n")
     batch = fixed_batch(args)
     rows = []
@@ -243,9 +255,49 @@ def main() -> None:
                 append_row(BENCHMARK, row, COLUMNS)
                 rows.append(row)
             print(f"measured {checkpoint}", file=sys.stderr)
-    header = ["parameterization", "epochs", "estimator", "samples", *STATS, "relative_mse"]
-    print(markdown(header, [[str(r[c]) for c in header] for r in rows]))
+    print(table(rows))
     plot(rows, RESULTS / f"{BENCHMARK}.png")
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one line per checkpoint epoch and estimator, softmax beside catnat.
+
+    Relative bias is ``bias_norm / |reference|``, with its noise floor in brackets, what
+    an unbiased estimator would show: ``sqrt(variance / num_estimates + reference
+    variance / reference_estimates) / |reference|``, the reference's variance being
+    that of the LeaveOneOut row of the same checkpoint (0 if there is none).
+    """
+    reference_variance = {
+        (r["parameterization"], r["epochs"], r["train_size"]): float(r["variance"])
+        / int(r["reference_estimates"])
+        for r in rows
+        if r["estimator"] == r["reference"]
+    }
+    cells: dict[tuple, dict[str, str]] = {}
+    for r in rows:
+        norm = float(r["reference_norm"])
+        noise = reference_variance.get((r["parameterization"], r["epochs"], r["train_size"]), 0)
+        floor = math.sqrt(float(r["variance"]) / int(r["num_estimates"]) + noise) / norm
+        key = (int(r["epochs"]), r["train_size"] or "all", r["estimator"], r["samples"])
+        cells.setdefault(key, {})[r["parameterization"]] = (
+            f"{float(r['relative_mse']):.3g}",
+            f"{float(r['cosine']):.3f}",
+            f"{float(r['relative_bias']):.2f} ({floor:.2f})",
+        )
+    header = ["epoch", "training images", "estimator", "samples"]
+    for stat in ("MSE / ‖r‖²", "cosine", "bias / ‖r‖ (floor)"):
+        header += [f"{stat} softmax", f"{stat} catnat"]
+    body = []
+    for (epoch, size, name, samples), by_parameterization in sorted(
+        cells.items(), key=lambda item: (item[0][0], list(ESTIMATORS).index(item[0][2]))
+    ):
+        line = [str(epoch), str(size), ESTIMATORS[name].display_name, samples]
+        for index in range(3):
+            for parameterization in ("softmax", "catnat"):
+                values = by_parameterization.get(parameterization)
+                line.append(values[index] if values else "—")
+        body.append(line)
+    return markdown(header, body)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from catlight.latent import (
     StraightThrough,
 )
 from tests.scale_families import FAMILIES, fit_args
+from tests.test_ddp import TWO_PROCESSES, run_fit
 
 NUM_ESTIMATES = 400
 
@@ -224,3 +225,18 @@ def test_a_run_trains_the_same_with_and_without_the_callback(run_cli, tmp_path):
         runs[name] = cli.model.state_dict()
     for key, value in runs["without"].items():
         assert torch.equal(runs["with"][key], value), key
+
+
+def test_two_process_ddp_measures_on_rank_zero_without_deadlock(tmp_path):
+    family = FAMILIES["vae"]
+    callback = [arg.replace("every_n_steps=2", "every_n_steps=1") for arg in CALLBACK]
+    args = fit_args(family, tmp_path / "data", *callback, *TWO_PROCESSES)
+    run_fit(
+        [*args, "--trainer.max_steps=3", f"--trainer.default_root_dir={tmp_path / 'runs'}"],
+        cwd=tmp_path,
+    )
+    (log_dir,) = (tmp_path / "runs" / "lightning_logs").iterdir()  # rank 0 logs alone
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    steps = [event.step for event in events.Scalars("gradient/latent/ReinMax/cosine")]
+    assert steps == [0, 1, 2]
