@@ -246,23 +246,30 @@ class GradientDiagnostics(Callback):
             ``gradient/<layer>/<estimator>/<stat>`` mapped to its value; empty (after
             one warning) for a model without latent estimators or ``training_loss``.
         """
-        layers = latent_layers(model)
-        if not layers or not callable(getattr(model, "training_loss", None)):
-            if not self._disabled:
-                rank_zero_warn(
-                    f"GradientDiagnostics: {type(model).__name__} has no latent layer with "
-                    "a gradient estimator (or no training_loss(batch)); nothing to measure"
-                )
-            self._disabled = True
-            return {}
+        layers = _latent_layers(model)
+        name = type(model).__name__
+        if not layers:
+            return self._disable(f"{name} has no latent layer with a gradient estimator")
+        if not callable(getattr(model, "training_loss", None)):
+            return self._disable(f"{name} has no training_loss(batch)")
         device = next(model.parameters()).device
         devices = [device] if device.type != "cpu" else []
-        with ExitStack() as stack:
-            stack.enter_context(torch.random.fork_rng(devices, device_type=device.type))
-            stack.enter_context(_buffers_restored(model))
-            stack.enter_context(torch.enable_grad())
-            stack.enter_context(torch.autocast(device.type, enabled=False))
-            return self._measure(model, batch, layers, device)
+        try:
+            with ExitStack() as stack:
+                stack.enter_context(torch.random.fork_rng(devices, device_type=device.type))
+                stack.enter_context(_buffers_restored(model))
+                stack.enter_context(torch.enable_grad())
+                stack.enter_context(torch.autocast(device.type, enabled=False))
+                return self._measure(model, batch, layers, device)
+        except NotImplementedError as error:  # BaseTask.training_loss, not overridden
+            return self._disable(str(error))
+
+    def _disable(self, reason: str) -> dict[str, float]:
+        """Warn (once) that nothing can be measured, and measure nothing from now on."""
+        if not self._disabled:
+            rank_zero_warn(f"GradientDiagnostics: {reason}; nothing to measure")
+        self._disabled = True
+        return {}
 
     def _measure(
         self, model: nn.Module, batch: Any, layers: dict[str, nn.Module], device: torch.device
@@ -309,7 +316,7 @@ class GradientDiagnostics(Callback):
         return resolve_estimator("exact" if fits else "loo")
 
 
-def latent_layers(model: nn.Module) -> dict[str, nn.Module]:
+def _latent_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The model's DiscreteLatents with an estimator and its StructuredLatents, by name."""
     return {
         name: module

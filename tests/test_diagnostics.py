@@ -27,6 +27,7 @@ from catlight.latent import (
     Softmax,
     StraightThrough,
 )
+from catlight.tasks import BaseTask
 from tests.scale_families import FAMILIES, fit_args
 from tests.test_ddp import TWO_PROCESSES, run_fit
 
@@ -172,6 +173,20 @@ def test_a_model_without_latent_estimators_is_left_alone_with_a_warning():
     with pytest.warns(UserWarning, match="nothing to measure"):
         assert diagnostics.measure(model, torch.zeros(1, 2)) == {}
     assert diagnostics.measure(model, torch.zeros(1, 2)) == {}  # warned once
+
+
+class TaskWithoutLoss(BaseTask):
+    """A task with a latent layer that does not implement training_loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent = DiscreteLatent(3, Softmax(), StraightThrough())
+        self.scores = nn.Parameter(torch.zeros(1, 3))
+
+
+def test_a_task_without_training_loss_is_left_alone_with_a_warning():
+    with pytest.warns(UserWarning, match="TaskWithoutLoss does not implement training_loss"):
+        assert GradientDiagnostics().measure(TaskWithoutLoss(), torch.zeros(1)) == {}
 
 
 CLI_FAMILIES = ["vae", "sbn", "semisupervised", "nri"]
