@@ -291,7 +291,7 @@ def table(rows: list[dict]) -> str:
     for (epoch, size, name, samples), by_parameterization in sorted(
         cells.items(), key=lambda item: (item[0][0], list(ESTIMATORS).index(item[0][2]))
     ):
-        line = [str(epoch), str(size), ESTIMATORS[name].display_name, samples]
+        line = [str(epoch), str(size), ESTIMATORS[name].display_name, str(samples)]
         for index in range(3):
             for parameterization in ("softmax", "catnat"):
                 values = by_parameterization.get(parameterization)
