@@ -32,6 +32,7 @@ from tests.scale_families import FAMILIES, fit_args
 from tests.test_ddp import TWO_PROCESSES, run_fit
 
 NUM_ESTIMATES = 400
+BIAS_ESTIMATES = 2000  # the bias test's: ST's bias is 11 to 16 noise floors there
 
 
 class Toy(nn.Module):
@@ -61,14 +62,14 @@ def measure(estimator: Estimator, **settings) -> dict[str, float]:
 
 def noise_floor(stats: dict[str, float], prefix: str) -> float:
     """The root-mean-square error of the mean of the estimates, if they are unbiased."""
-    return math.sqrt(stats[f"{prefix}/variance"] / NUM_ESTIMATES)
+    return math.sqrt(stats[f"{prefix}/variance"] / BIAS_ESTIMATES)
 
 
 @pytest.mark.parametrize("parameterization", [Softmax(), Catnat()])
 def test_exact_reference_an_unbiased_estimator_has_no_bias_a_biased_one_has(parameterization):
     torch.manual_seed(2)
     model = Toy(LeaveOneOut(num_samples=4), parameterization)
-    stats = GradientDiagnostics(num_estimates=NUM_ESTIMATES, compare=["st"]).measure(model, BATCH)
+    stats = GradientDiagnostics(num_estimates=BIAS_ESTIMATES, compare=["st"]).measure(model, BATCH)
     loo, st = "gradient/latent/model", "gradient/latent/StraightThrough"
     assert stats[f"{loo}/bias_norm"] < 4 * noise_floor(stats, loo)
     assert stats[f"{st}/bias_norm"] > 5 * noise_floor(stats, st)
@@ -76,7 +77,7 @@ def test_exact_reference_an_unbiased_estimator_has_no_bias_a_biased_one_has(para
     # mse = bias^2 + (M - 1) / M variance, up to rounding
     for prefix in (loo, st):
         expected = stats[f"{prefix}/bias_norm"] ** 2 + stats[f"{prefix}/variance"] * (
-            1 - 1 / NUM_ESTIMATES
+            1 - 1 / BIAS_ESTIMATES
         )
         assert stats[f"{prefix}/mse"] == pytest.approx(expected, rel=1e-6)
 
