@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import warnings
 from argparse import ArgumentError
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import LightningModule, Trainer
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import (
     ArgsType,
     LightningArgumentParser,
@@ -30,6 +33,7 @@ import catlight.data
 import catlight.latent
 import catlight.tasks
 from catlight.cli_errors import DEBUG_HINT, ConfigError, locate_setting, short_parse_error
+from catlight.cli_sizes import fill_model_sizes
 from catlight.cli_swaps import estimators_start_from_defaults
 from catlight.tasks.nri import simulate_main
 
@@ -51,7 +55,10 @@ class CatlightCLI(LightningCLI):
     overridden on the command line (``--model.latent.estimator ReinMax
     --model.latent.estimator.tau 1.3``). Naming an estimator class on the command line
     starts it from its own defaults: none of the config's estimator settings carry
-    over to it. The resolved config is saved with every run.
+    over to it. Sizes that the data determines (the actions and observation size of
+    an environment, the classes of a labeled data set, the steps of a trajectory, the
+    pixels of an image) come from the data module: see :mod:`catlight.cli_sizes`.
+    The resolved config is saved with every run.
     ``CatlightCLI(args=[...], run=False)`` builds the model, data and trainer of a
     config without running anything (for scripts and benchmarks).
 
@@ -79,9 +86,23 @@ class CatlightCLI(LightningCLI):
         super().__init__(args=args, run=run, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse ``args``, keeping the ``--model.*`` overrides among them for later."""
+        """Parse ``args``, keeping the ``--model.*`` overrides among them for later.
+
+        ``--print_config`` prints the config with the sizes that the data module gives
+        the model (:mod:`catlight.cli_sizes`), so the data module is built to print it.
+        """
         self._model_overrides = _model_overrides(args) if isinstance(args, list) else []
-        super().parse_arguments(parser, args)
+        print_config = _print_config_option(args) if isinstance(args, list) else None
+        if print_config is None:
+            super().parse_arguments(parser, args)
+            return
+        super().parse_arguments(parser, [arg for arg in args if not _is_print_config(arg)])
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        with _settings_named_by_key(config):
+            self._data_with_model_sizes(config, subcommand)
+        printing = [subcommand, print_config] if subcommand else [print_config]
+        self.parser.parse_args(printing, namespace=self.config)  # prints and exits
 
     def _parse_ckpt_path(self) -> None:
         """Take the model's hyperparameters from ``--ckpt_path``, then the command line's.
@@ -158,15 +179,50 @@ class CatlightCLI(LightningCLI):
             raise
 
     def instantiate_classes(self) -> None:
-        """Build the classes; a rejected setting raises a ConfigError naming its key."""
-        try:
-            super().instantiate_classes()
-        except ValueError as error:
-            config = self.config.get(self.subcommand) if self.subcommand else self.config
-            found = locate_setting(config.as_dict(), str(error))
-            if found is None:
-                raise
-            raise ConfigError(*found) from error
+        """Build the classes; a rejected setting raises a ConfigError naming its key.
+
+        The data module is built first and gives the model its sizes
+        (:func:`~catlight.cli_sizes.fill_model_sizes`); a size the model section
+        states otherwise raises a ConfigError naming both.
+        """
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        with _settings_named_by_key(config):
+            data_config = config.get("data")
+            if data_config is None:
+                super().instantiate_classes()
+                return
+            config.data = self._data_with_model_sizes(config, self.subcommand)
+            try:
+                super().instantiate_classes()  # keeps the data module already built
+            finally:
+                config.data = data_config
+
+    def _data_with_model_sizes(
+        self, config: Namespace, subcommand: str | None
+    ) -> LightningDataModule | None:
+        """Build the data module of ``config`` and set the model's sizes in ``config``."""
+        if config.get("data") is None:
+            return None
+        parser = self._parser(subcommand)
+        # ``instantiate_classes`` was renamed ``instantiate`` in jsonargparse 4.49
+        instantiate = getattr(parser, "instantiate", parser.instantiate_classes)
+        datamodule = instantiate(Namespace(data=config.data)).data
+        fill_model_sizes(config, datamodule)
+        return datamodule
+
+
+@contextlib.contextmanager
+def _settings_named_by_key(config: Namespace) -> Iterator[None]:
+    """A ValueError raised inside names the setting of ``config`` it rejects, if found."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as error:
+        found = locate_setting(config.as_dict(), str(error))
+        if found is None:
+            raise
+        raise ConfigError(*found) from error
 
 
 class _DropTips(logging.Filter):
@@ -255,6 +311,16 @@ def _model_overrides(args: list[str]) -> list[str]:
             has_value = "=" in arg or index + 1 == len(args) or args[index + 1].startswith("--")
             overrides += [arg] if has_value else [arg, args[index + 1]]
     return overrides
+
+
+def _print_config_option(args: list[str]) -> str | None:
+    """The last ``--print_config`` or ``--print_config=FLAGS`` item of ``args``, if any."""
+    options = [arg for arg in args if _is_print_config(arg)]
+    return options[-1] if options else None
+
+
+def _is_print_config(arg: str) -> bool:
+    return arg.split("=")[0] == "--print_config"
 
 
 def _exit_with(message: str) -> None:

@@ -73,7 +73,6 @@ def nri_config(
         "model": {
             "class_path": "NRI",
             "init_args": {
-                "num_timesteps": TRAIN_STEPS,
                 "encoder": "mlp",
                 "decoder": "mlp",
                 "encoder_hidden_size": 256,

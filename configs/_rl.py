@@ -1,6 +1,8 @@
-"""Actor-critic configs: PPO and A2C on three gymnasium tasks, softmax and catnat policies.
+"""Actor-critic configs: PPO and A2C on gymnasium tasks, softmax and catnat policies.
 
-``configs/rl/<env>/<algorithm>_<parameterization>.yaml``. Hyperparameters follow the
+``configs/rl/<env>/<algorithm>_<parameterization>.yaml``, and
+``ppo_masked_<parameterization>.yaml`` (invalid-action masks) for the environments of
+``MASKED``. Hyperparameters follow the
 rl-baselines3-zoo tables (PPO and A2C on CartPole-v1 and LunarLander, A2C on
 Acrobot-v1), and CleanRL's ``ppo.py`` defaults for PPO on Acrobot-v1 (docs/rl.md lists
 the returns they reach). Differences from the zoo: PPO's clip range is
@@ -9,6 +11,12 @@ constant (the zoo anneals it on CartPole), and where the zoo normalises with
 ``value_coef * 0.5 * MSE`` (CleanRL's form), so the zoo's ``vf_coef`` (on a plain MSE)
 weighs the critic twice as much as the same number does here; the measured returns
 in docs/rl.md are for these configs as written.
+
+Taxi-v4 (gymnasium's Taxi, whose info reports the valid actions) is PPO with the
+CartPole settings but a larger budget, with and without masking. The multi-discrete
+task is LunarLander-v3 with continuous actions discretised into 5 main-engine levels
+and 3 side-engine levels (``MultiDiscrete([5, 3])``), PPO with the LunarLander
+settings.
 
 The budget is ``data.total_env_steps``, one training epoch (``trainer.max_epochs: 1``)
 of one rollout per batch; ``trainer.val_check_interval`` (rollouts) evaluates about
@@ -23,12 +31,22 @@ from typing import Any
 
 from _common import CONFIGS, PARAMETERIZATIONS
 
-# name -> (gymnasium id, observation size, actions)
-ENVIRONMENTS = {
-    "cartpole": ("CartPole-v1", 4, 2),
-    "acrobot": ("Acrobot-v1", 6, 3),
-    "lunarlander": ("LunarLander-v3", 8, 4),
+# name -> (gymnasium id, the policy's categories: the actions, or the largest action
+# variable); the model's observation_size and action_sizes come from the data module,
+# and num_categories must agree with it (checked before training)
+ENVIRONMENTS: dict[str, tuple[str, int]] = {
+    "cartpole": ("CartPole-v1", 2),
+    "acrobot": ("Acrobot-v1", 3),
+    "lunarlander": ("LunarLander-v3", 4),
+    "taxi": ("Taxi-v4", 6),
+    "lunarlander_multidiscrete": ("LunarLander-v3", 5),  # MultiDiscrete([5, 3])
 }
+# data settings that make the environment: continuous LunarLander, discretised
+ENVIRONMENT_DATA: dict[str, dict[str, Any]] = {
+    "lunarlander_multidiscrete": {"env_kwargs": {"continuous": True}, "action_bins": [5, 3]},
+}
+# environments with a masked-actions variant of their PPO configs
+MASKED = {"taxi"}
 # (algorithm, env) -> (data settings, model settings)
 SETTINGS: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
     ("ppo", "cartpole"): (
@@ -56,6 +74,10 @@ SETTINGS: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
             "num_minibatches": 256,
         },
     ),
+    ("ppo", "taxi"): (
+        {"num_envs": 8, "num_steps": 128, "total_env_steps": 200_000},
+        {"learning_rate": 1e-3, "update_epochs": 4, "num_minibatches": 4},
+    ),
     ("a2c", "cartpole"): ({"num_envs": 8, "num_steps": 5, "total_env_steps": 500_000}, {}),
     ("a2c", "acrobot"): (
         {"num_envs": 16, "num_steps": 5, "total_env_steps": 500_000},
@@ -71,6 +93,8 @@ SETTINGS: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
         },
     ),
 }
+# the discretised LunarLander trains with the discrete one's settings
+SETTINGS[("ppo", "lunarlander_multidiscrete")] = SETTINGS[("ppo", "lunarlander")]
 # A2C's defaults in the zoo (Stable-Baselines3's A2C)
 A2C = {
     "algorithm": "a2c",
@@ -82,7 +106,13 @@ A2C = {
     "normalize_advantages": False,
     "entropy_coef": 0.0,
 }
-EVAL_EVERY = {"cartpole": 10_000, "acrobot": 25_000, "lunarlander": 50_000}
+EVAL_EVERY = {
+    "cartpole": 10_000,
+    "acrobot": 25_000,
+    "lunarlander": 50_000,
+    "taxi": 10_000,
+    "lunarlander_multidiscrete": 50_000,
+}
 LOG_EVERY = 2_000
 
 
@@ -96,10 +126,14 @@ def a2c_settings(overrides: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "optimizer": {"class_path": "torch.optim.RMSprop", "init_args": rmsprop}}
 
 
-def rl_config(algorithm: str, env: str, parameterization: str) -> dict[str, Any]:
-    """An ActorCritic + GymnasiumDataModule config."""
-    env_id, observation_size, num_actions = ENVIRONMENTS[env]
+def rl_config(
+    algorithm: str, env: str, parameterization: str, masked: bool = False
+) -> dict[str, Any]:
+    """An ActorCritic + GymnasiumDataModule config; ``masked``: with invalid-action masks."""
+    env_id, num_categories = ENVIRONMENTS[env]
     data, model = SETTINGS[(algorithm, env)]
+    data = {**ENVIRONMENT_DATA.get(env, {}), **data}
+    masks = {"use_action_masks": True} if masked else {}
     per_rollout = data["num_envs"] * data["num_steps"]
     return {
         "seed_everything": 0,
@@ -122,11 +156,11 @@ def rl_config(algorithm: str, env: str, parameterization: str) -> dict[str, Any]
                 "latent": {
                     "class_path": "DiscreteLatent",
                     "init_args": {
-                        "num_categories": num_actions,
+                        "num_categories": num_categories,
                         "parameterization": PARAMETERIZATIONS[parameterization],
                     },
                 },
-                "observation_size": observation_size,
+                **masks,
                 **(a2c_settings(model) if algorithm == "a2c" else model),
             },
         },
@@ -136,10 +170,18 @@ def rl_config(algorithm: str, env: str, parameterization: str) -> dict[str, Any]
 
 def configs() -> dict[Path, dict[str, Any]]:
     """Every RL config, by path."""
-    return {
+    unmasked = {
         CONFIGS / "rl" / env / f"{algorithm}_{parameterization}.yaml": rl_config(
             algorithm, env, parameterization
         )
         for algorithm, env in SETTINGS
         for parameterization in PARAMETERIZATIONS
     }
+    masked = {
+        CONFIGS / "rl" / env / f"ppo_masked_{parameterization}.yaml": rl_config(
+            "ppo", env, parameterization, masked=True
+        )
+        for env in MASKED
+        for parameterization in PARAMETERIZATIONS
+    }
+    return {**unmasked, **masked}

@@ -126,6 +126,11 @@ class ParticlesDataModule(TensorDataModule):
         self.velocity_max: float | None = None
 
     @property
+    def train_steps(self) -> int:
+        """``T``, steps of the training and validation trajectories (the model reads them)."""
+        return self.steps["train"]
+
+    @property
     def num_particles(self) -> int:
         """``N``, particles per simulation."""
         return self.physics.num_particles

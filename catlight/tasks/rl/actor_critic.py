@@ -22,6 +22,7 @@ from catlight.tasks.rl.advantages import generalized_advantages
 from catlight.tasks.rl.collect import Episodes, Rollout
 from catlight.tasks.rl.losses import actor_critic_loss
 from catlight.tasks.rl.observation_normalizer import ObservationNormalizer
+from catlight.tasks.rl.settings import check_action_sizes, check_numbers, check_options
 
 __all__ = ["ActorCritic"]
 
@@ -29,15 +30,23 @@ __all__ = ["ActorCritic"]
 class ActorCritic(BaseTask):
     r"""PPO or A2C on a categorical policy ``pi(a|s) = latent.distribution(actor(s))``.
 
-    The actor outputs ``latent.num_scores`` scores per state (K for Softmax, K - 1
-    for Catnat, K = ``latent.num_categories`` = the number of actions); the latent's
+    An action is N categorical variables (N = 1 for a Discrete action space, N =
+    ``len(action_sizes)`` for a MultiDiscrete one), independent given the state:
+    ``log pi(a|s)`` and the entropy are sums over the N variables. The actor outputs
+    ``latent.num_scores`` scores per variable (K for Softmax, K - 1 for Catnat, K =
+    ``latent.num_categories`` = the largest number of actions); the latent's
     parameterization turns them into the policy, so comparing parameterizations
-    changes nothing else. The critic outputs ``V(s)``. Both are MLPs (separate, or a
+    changes nothing else. Variables with fewer than K actions have their padded
+    categories masked; with ``use_action_masks`` the environment's invalid actions
+    (``info["action_mask"]``) are masked too, at collection, in evaluation and in
+    the update (the rollout stores the masks, so the probability ratio compares the
+    same restricted policies). Masked actions have probability exactly 0.
+    The critic outputs ``V(s)``. Both are MLPs (separate, or a
     shared torso with two linear heads) with orthogonal initialisation: gain
     ``sqrt(2)`` for hidden layers, 0.01 for the policy head, 1 for the value head.
 
     Each training batch is a :class:`~catlight.tasks.rl.collect.Rollout` collected by this
-    policy (see :class:`~catlight.tasks.rl.collect.GymnasiumDataModule`). The training step
+    policy (see :class:`~catlight.tasks.rl.data.GymnasiumDataModule`). The training step
     computes GAE(λ) advantages, drops the autoreset rows, and takes
     ``update_epochs x num_minibatches`` optimizer steps on
 
@@ -62,6 +71,12 @@ class ActorCritic(BaseTask):
             ``sample_with_log_prob``; it must have no estimator (the policy gradient is
             written with ``log pi``). Default: 2 categories, Softmax.
         observation_size: inputs per observation (4 for CartPole-v1).
+        action_sizes: the number of actions of each action variable (a MultiDiscrete
+            space's ``nvec``), their maximum ``latent.num_categories``; None: one
+            variable of ``latent.num_categories`` actions (a Discrete space).
+        use_action_masks: act only on the valid actions that the environment reports
+            in ``info["action_mask"]`` (the data module raises an error if it reports
+            none).
         hidden_sizes: hidden widths of the actor and critic MLPs.
         activation: hidden activation.
         shared_network: one torso for the actor and critic instead of two networks.
@@ -92,13 +107,16 @@ class ActorCritic(BaseTask):
     Raises:
         ValueError: for an option outside its allowed values, a non-positive size or
             rate, coefficients out of range, a shared network without hidden layers,
-            A2C with more than one epoch or minibatch, or a latent with an estimator.
+            A2C with more than one epoch or minibatch, a latent with an estimator, or
+            ``action_sizes`` whose maximum is not ``latent.num_categories``.
     """
 
     def __init__(
         self,
         latent: DiscreteLatent | None = None,
         observation_size: int = 4,
+        action_sizes: list[int] | None = None,
+        use_action_masks: bool = False,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
         shared_network: bool = False,
@@ -120,8 +138,8 @@ class ActorCritic(BaseTask):
         normalize_observations: bool = False,
     ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
-        _check_options(algorithm, update_epochs, num_minibatches, value_clip_range)
-        _check_numbers(
+        check_options(algorithm, update_epochs, num_minibatches, value_clip_range)
+        check_numbers(
             observation_size=observation_size,
             learning_rate=learning_rate,
             clip_range=clip_range,
@@ -145,6 +163,11 @@ class ActorCritic(BaseTask):
         self.latent = latent if latent is not None else DiscreteLatent(2, Softmax())
         self.observation_size = observation_size
         self.num_actions = self.latent.num_categories
+        self.action_sizes = check_action_sizes(action_sizes, self.num_actions)
+        self.use_action_masks = use_action_masks
+        # categories beyond a variable's size; None when every variable has K actions
+        padding = torch.arange(self.num_actions) < torch.tensor(self.action_sizes)[:, None]
+        self.register_buffer("padding_mask", None if padding.all() else padding, persistent=False)
         self.algorithm = algorithm
         self.learning_rate = learning_rate
         self.anneal_learning_rate = anneal_learning_rate
@@ -171,14 +194,15 @@ class ActorCritic(BaseTask):
     ) -> None:
         """Actor, critic and (shared) torso, orthogonally initialised."""
         sizes = [self.observation_size, *hidden_sizes]
+        num_outputs = len(self.action_sizes) * self.latent.num_scores
         if shared:
             # the hidden layers of an MLP, each followed by its activation
             self.torso: nn.Module = mlp([*sizes, 1], activation)[:-1]
-            self.actor = nn.Linear(hidden_sizes[-1], self.latent.num_scores)
+            self.actor = nn.Linear(hidden_sizes[-1], num_outputs)
             self.critic = nn.Linear(hidden_sizes[-1], 1)
         else:
             self.torso = nn.Identity()
-            self.actor = mlp([*sizes, self.latent.num_scores], activation)
+            self.actor = mlp([*sizes, num_outputs], activation)
             self.critic = mlp([*sizes, 1], activation)
         for module, last_gain in [(self.torso, None), (self.actor, 0.01), (self.critic, 1.0)]:
             linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
@@ -192,40 +216,65 @@ class ActorCritic(BaseTask):
 
         Shapes:
             - observations: ``(B, observation_size)``
-            - output: scores ``(B, 1, latent.num_scores)``, values ``(B,)``
+            - output: scores ``(B, N, latent.num_scores)``, values ``(B,)``
         """
         if self.observation_normalizer is not None:
             observations = self.observation_normalizer(observations)
         features = self.torso(observations)
-        return self.actor(features).unsqueeze(-2), self.critic(features).squeeze(-1)
+        scores = self.actor(features).unflatten(-1, (len(self.action_sizes), -1))
+        return scores, self.critic(features).squeeze(-1)
 
-    def policy(self, observations: Tensor) -> tuple[Tensor, Tensor]:
-        """Log-probabilities of the actions and state values.
-
-        ``latent.log_probs`` of the actor's scores: the normalized logits of
-        ``latent.distribution(scores)``, used directly so that the collection and
-        update loops skip the distribution object's per-call argument checks.
+    def action_mask(self, action_masks: Tensor | None) -> Tensor | None:
+        """The allowed actions: the environment's valid ones, never a padded category.
 
         Shapes:
-            - observations: ``(B, observation_size)``
-            - output: log-probabilities ``(B, num_actions)``, values ``(B,)``
+            - action_masks: ``(B, N, K)`` bool, or None
+            - output: broadcastable to ``(B, N, K)``, or None if every action is allowed
+        """
+        if action_masks is None:
+            return self.padding_mask
+        if self.padding_mask is None:
+            return action_masks
+        return action_masks & self.padding_mask
+
+    def policy(
+        self, observations: Tensor, action_masks: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Log-probabilities of the actions of each variable and state values.
+
+        ``latent.log_probs`` of the actor's scores under :meth:`action_mask`: the
+        normalized logits of ``latent.distribution(scores, mask)``, used directly so
+        that the collection and update loops skip the distribution object's per-call
+        argument checks.
+
+        Shapes:
+            - observations: ``(B, observation_size)``; action_masks: ``(B, N, K)`` or None
+            - output: log-probabilities ``(B, N, K)`` (-inf where masked), values ``(B,)``
         """
         scores, values = self(observations)
-        return self.latent.log_probs(scores)[:, 0], values
+        return self.latent.log_probs(scores, self.action_mask(action_masks)), values
 
-    def act(self, observations: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Sampled actions, their log-probabilities, and values. ``(B, D) -> 3 x (B,)``."""
+    def act(
+        self, observations: Tensor, action_masks: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Sampled actions, their joint log-probabilities (sums over the N variables), values.
+
+        Shapes:
+            - observations: ``(B, observation_size)``; action_masks: ``(B, N, K)`` or None
+            - output: actions ``(B, N)`` int64, log-probabilities ``(B,)``, values ``(B,)``
+        """
         scores, values = self(observations)
-        actions, log_probs, _ = self.latent.sample_with_log_prob(scores)
-        return actions[:, 0], log_probs[:, 0], values
+        mask = self.action_mask(action_masks)
+        actions, log_probs, _ = self.latent.sample_with_log_prob(scores, mask)
+        return actions, log_probs.sum(-1), values
 
     def value(self, observations: Tensor) -> Tensor:
         """State values. Shapes: ``(B, D) -> (B,)``."""
         return self(observations)[1]
 
-    def greedy_action(self, observations: Tensor) -> Tensor:
-        """The most probable actions. Shapes: ``(B, D) -> (B,)``."""
-        return self.policy(observations)[0].argmax(-1)
+    def greedy_action(self, observations: Tensor, action_masks: Tensor | None = None) -> Tensor:
+        """The most probable allowed actions. Shapes: ``(B, D), (B, N, K) -> (B, N)``."""
+        return self.policy(observations, action_masks)[0].argmax(-1)
 
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """The actor-critic loss of a minibatch and its diagnostics (see :func:`actor_critic_loss`).
@@ -234,12 +283,15 @@ class ActorCritic(BaseTask):
         computed outside autocast, so the ratio is exactly 1 before the first update.
 
         Shapes:
-            - batch: ``observations (B, observation_size)``; ``actions``, ``log_probs``,
-              ``values``, ``advantages``, ``returns``: ``(B,)``
+            - batch: ``observations (B, observation_size)``; ``actions (B, N)``;
+              ``log_probs``, ``values``, ``advantages``, ``returns``: ``(B,)``;
+              optionally ``action_masks (B, N, K)``, the masks the actions were drawn under
             - output: scalars
         """
         with torch.autocast(self.device.type, enabled=False):
-            all_log_probs, values = self.policy(batch["observations"].float())
+            all_log_probs, values = self.policy(
+                batch["observations"].float(), batch.get("action_masks")
+            )
         return actor_critic_loss(
             all_log_probs,
             values,
@@ -272,6 +324,8 @@ class ActorCritic(BaseTask):
             "advantages": advantages[valid],
             "returns": returns[valid],
         }
+        if rollout.action_masks is not None:
+            transitions["action_masks"] = rollout.action_masks[valid]
         diagnostics = self._optimize(transitions)
         if self.observation_normalizer is not None:
             self.observation_normalizer.update(transitions["observations"], self._sum_over_ranks)
@@ -392,45 +446,3 @@ class ActorCritic(BaseTask):
 
     def _sum_over_ranks(self, tensor: Tensor) -> Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum")
-
-
-def _check_options(
-    algorithm: str,
-    update_epochs: int,
-    num_minibatches: int,
-    value_clip_range: float | None,
-) -> None:
-    """Raise ValueError for an unknown option or a PPO-only setting given to A2C."""
-    if algorithm not in ("ppo", "a2c"):
-        raise ValueError(f"ActorCritic: algorithm must be 'ppo' or 'a2c', got {algorithm!r}")
-    if update_epochs < 1 or num_minibatches < 1:
-        raise ValueError(
-            "ActorCritic: update_epochs and num_minibatches must be >= 1, got "
-            f"{update_epochs} and {num_minibatches}"
-        )
-    if algorithm == "a2c" and (update_epochs, num_minibatches) != (1, 1):
-        raise ValueError(
-            "ActorCritic: algorithm 'a2c' takes one full-batch step per rollout, so "
-            f"update_epochs and num_minibatches must be 1, got {update_epochs} and "
-            f"{num_minibatches}"
-        )
-    if algorithm == "a2c" and value_clip_range is not None:
-        raise ValueError(
-            "ActorCritic: value_clip_range is a PPO setting; algorithm 'a2c' needs it unset "
-            f"(None), got {value_clip_range}"
-        )
-
-
-def _check_numbers(**values: float | None) -> None:
-    """Raise ValueError for a size, rate or coefficient outside its range."""
-    for name, value in values.items():
-        if name in ("gamma", "gae_lambda"):
-            allowed, valid = "in [0, 1]", 0 <= value <= 1
-        elif name in ("entropy_coef", "value_coef"):
-            allowed, valid = ">= 0", value >= 0
-        elif name in ("value_clip_range", "max_grad_norm"):
-            allowed, valid = "> 0 or None", value is None or value > 0
-        else:
-            allowed, valid = "> 0", value > 0
-        if not valid:
-            raise ValueError(f"ActorCritic: {name} must be {allowed}, got {value}")

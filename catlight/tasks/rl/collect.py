@@ -1,53 +1,54 @@
-"""Gymnasium environments as a data module: rollouts of the current policy and evaluations.
+"""Rollouts of the current policy and evaluation episodes in gymnasium vector environments.
 
 In reinforcement learning the data depend on the model: each training batch is a
 :class:`Rollout` that the policy being trained collects right before the step that
 learns from it, and each validation batch is a set of :class:`Episodes` played by
-its deterministic (argmax) policy. The data module owns the environments and the
-collection loop; the LightningModule only has to be an :class:`Agent`.
+its deterministic (argmax) policy. :class:`RolloutCollector` and :func:`evaluate`
+play the environments; the LightningModule only has to be an :class:`Agent`.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
-from lightning.pytorch import LightningDataModule
+from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
-from typing_extensions import override
 
-__all__ = ["Agent", "Episodes", "GymnasiumDataModule", "Rollout", "RolloutCollector"]
+from catlight.tasks.rl.actions import action_sizes, environment_actions, read_action_masks
 
-# evaluation environments are seeded apart from the training ones
-_EVAL_SEED_OFFSET = 1_000_000
+__all__ = ["Agent", "Episodes", "Rollout", "RolloutCollector", "evaluate"]
 
 
 @runtime_checkable
 class Agent(Protocol):
     """What the collection loop needs from a model (``ActorCritic`` is one).
 
-    Observations are float32 ``(E, observation_size)``; every output is ``(E,)``.
+    Observations are float32 ``(E, observation_size)``; an action is N categorical
+    variables with ``action_sizes`` categories (N = 1 for a Discrete space), held as
+    ``(E, N)`` int64; ``action_masks`` are bool ``(E, N, max(action_sizes))``, True
+    where an action is valid, given only if ``use_action_masks``; log-probabilities
+    (of the whole action) and values are ``(E,)``.
     """
 
     observation_size: int
-    num_actions: int
+    action_sizes: list[int]
+    use_action_masks: bool
     device: torch.device
 
-    def act(self, observations: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def act(
+        self, observations: Tensor, action_masks: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Sampled actions, their log-probabilities and the values of the observations."""
 
     def value(self, observations: Tensor) -> Tensor:
         """Values of the observations."""
 
-    def greedy_action(self, observations: Tensor) -> Tensor:
+    def greedy_action(self, observations: Tensor, action_masks: Tensor | None = None) -> Tensor:
         """The most probable actions."""
 
 
@@ -63,10 +64,12 @@ class Rollout:
 
     Shapes:
         - observations: ``(T, E, D)`` float32, what the policy acted on
-        - actions: ``(T, E)`` int64; log_probs, values, rewards: ``(T, E)`` float32
+        - actions: ``(T, E, N)`` int64; log_probs, values, rewards: ``(T, E)`` float32
         - terminated, truncated, valid: ``(T, E)`` bool
         - bootstrap_values: ``(E,)``, the values of the observations after the last row
         - episode_returns, episode_lengths: ``(M,)``, the M episodes that ended
+        - action_masks: ``(T, E, N, K)`` bool, the valid actions the policy acted
+          under; None when the agent does not use action masks
     """
 
     observations: Tensor
@@ -80,6 +83,7 @@ class Rollout:
     bootstrap_values: Tensor
     episode_returns: Tensor
     episode_lengths: Tensor
+    action_masks: Tensor | None = None
 
     @property
     def num_env_steps(self) -> int:
@@ -109,6 +113,11 @@ def observation_size(space: gym.Space) -> int:
         f"GymnasiumDataModule: observation spaces must be Box or Discrete, got {space}; "
         "wrap the environment (e.g. gymnasium.wrappers.FlattenObservation)"
     )
+
+
+def environment_name(envs: VectorEnv) -> str:
+    """The id of the environments, for error messages."""
+    return envs.spec.id if envs.spec is not None else "the environment"
 
 
 def encode_observations(space: gym.Space, observations: np.ndarray) -> Tensor:
@@ -143,7 +152,9 @@ class RolloutCollector:
         self.envs = envs
         self.num_steps = num_steps
         self.space = envs.single_observation_space
-        observations, _ = envs.reset(seed=seeds)
+        self.action_space = envs.single_action_space
+        self.env_name = environment_name(envs)
+        observations, self._infos = envs.reset(seed=seeds)
         self._observations = encode_observations(self.space, observations)
         self._resetting = np.zeros(envs.num_envs, dtype=bool)  # next step is an autoreset
         self._episode_returns = np.zeros(envs.num_envs)
@@ -151,10 +162,20 @@ class RolloutCollector:
 
     @torch.no_grad()
     def collect(self, agent: Agent) -> Rollout:
-        """Play ``num_steps`` steps in every environment with ``agent.act``."""
+        """Play ``num_steps`` steps in every environment with ``agent.act``.
+
+        Raises:
+            ValueError: if the agent uses action masks and the environments give none.
+        """
         shape = (self.num_steps, self.envs.num_envs)
+        sizes = action_sizes(self.action_space, self.env_name)
         observations = torch.empty(*shape, self._observations.shape[-1])
-        actions = torch.empty(shape, dtype=torch.long)
+        actions = torch.empty(*shape, len(sizes), dtype=torch.long)
+        masks = (
+            torch.empty(*shape, len(sizes), max(sizes), dtype=torch.bool)
+            if agent.use_action_masks
+            else None
+        )
         log_probs, values = torch.empty(shape), torch.empty(shape)
         rewards = np.empty(shape, dtype=np.float32)
         terminated, truncated, valid = (np.empty(shape, dtype=bool) for _ in range(3))
@@ -162,13 +183,17 @@ class RolloutCollector:
         for step in range(self.num_steps):
             observations[step] = self._observations
             valid[step] = ~self._resetting
+            step_masks = None
+            if masks is not None:
+                masks[step] = read_action_masks(self._infos, self.action_space, self.env_name)
+                step_masks = masks[step].to(agent.device)
             step_actions, log_probs[step], values[step] = agent.act(
-                self._observations.to(agent.device)
+                self._observations.to(agent.device), step_masks
             )
             actions[step] = step_actions
-            next_observations, rewards[step], terminated[step], truncated[step], _ = self.envs.step(
-                step_actions.cpu().numpy()
-            )
+            outcome = self.envs.step(environment_actions(self.action_space, step_actions))
+            next_observations, rewards[step], terminated[step], truncated[step] = outcome[:4]
+            self._infos = outcome[4]
             self._episode_returns += rewards[step]
             self._episode_lengths += valid[step]
             self._resetting = terminated[step] | truncated[step]
@@ -191,6 +216,7 @@ class RolloutCollector:
             bootstrap_values=bootstrap_values,
             episode_returns=torch.from_numpy(np.concatenate([[], *ended_returns])).float(),
             episode_lengths=torch.from_numpy(np.concatenate([[], *ended_lengths])).long(),
+            action_masks=masks,
         )
 
 
@@ -198,215 +224,31 @@ class RolloutCollector:
 def evaluate(envs: VectorEnv, agent: Agent, seeds: list[int]) -> Episodes:
     """One episode per environment with ``agent.greedy_action``, from reset seeds ``seeds``.
 
+    The greedy action is taken among the valid ones if the agent uses action masks.
+
     Returns:
         The returns and lengths of the ``envs.num_envs`` episodes.
+
+    Raises:
+        ValueError: if the agent uses action masks and the environments give none.
     """
-    space = envs.single_observation_space
-    observations, _ = envs.reset(seed=seeds)
+    space, action_space = envs.single_observation_space, envs.single_action_space
+    observations, infos = envs.reset(seed=seeds)
     returns = np.zeros(envs.num_envs)
     lengths = np.zeros(envs.num_envs, dtype=np.int64)
     playing = np.ones(envs.num_envs, dtype=bool)
     while playing.any():
-        actions = agent.greedy_action(encode_observations(space, observations).to(agent.device))
-        observations, rewards, terminated, truncated, _ = envs.step(actions.cpu().numpy())
+        masks = None
+        if agent.use_action_masks:
+            masks = read_action_masks(infos, action_space, environment_name(envs))
+            masks = masks.to(agent.device)
+        actions = agent.greedy_action(
+            encode_observations(space, observations).to(agent.device), masks
+        )
+        observations, rewards, terminated, truncated, infos = envs.step(
+            environment_actions(action_space, actions)
+        )
         returns += rewards * playing
         lengths += playing
         playing &= ~(terminated | truncated)
     return Episodes(torch.from_numpy(returns).float(), torch.from_numpy(lengths))
-
-
-class _Rollouts:
-    """``num_rollouts`` rollouts, each collected when the training loop asks for it.
-
-    It has a length, so Lightning fetches batches one at a time (it prefetches only
-    from loaders of unknown length): every rollout is collected by the policy of the
-    very step that trains on it, as on-policy methods require.
-    """
-
-    def __init__(self, collector: RolloutCollector, agent: Agent, num_rollouts: int) -> None:
-        self.collector = collector
-        self.agent = agent
-        self.num_rollouts = num_rollouts
-
-    def __len__(self) -> int:
-        return self.num_rollouts
-
-    def __iter__(self) -> Iterator[Rollout]:
-        for _ in range(self.num_rollouts):
-            yield self.collector.collect(self.agent)
-
-
-class _Evaluations:
-    """One batch: the :class:`Episodes` of a deterministic evaluation."""
-
-    def __init__(self, envs: VectorEnv, agent: Agent, seeds: list[int]) -> None:
-        self.envs = envs
-        self.agent = agent
-        self.seeds = seeds
-
-    def __len__(self) -> int:
-        return 1
-
-    def __iter__(self) -> Iterator[Episodes]:
-        yield evaluate(self.envs, self.agent, self.seeds)
-
-
-class GymnasiumDataModule(LightningDataModule):
-    """Rollouts from gymnasium vector environments for on-policy actor-critic training.
-
-    One training epoch is the whole budget: ``ceil(total_env_steps / (num_envs *
-    num_steps * world_size))`` rollouts per rank, one rollout per training batch (set
-    ``trainer.max_epochs: 1``; ``trainer.val_check_interval: n`` evaluates every n
-    rollouts). Validation and test batches are ``eval_episodes`` episodes of the
-    model's argmax policy per rank, from the same reset seeds every time, so the
-    evaluation curve compares like with like.
-
-    Under DDP each rank runs its own environments: environment ``i`` of rank ``r`` is
-    reset with seed ``seed + r * num_envs + i`` (evaluation ones with seeds offset by
-    1,000,000).
-
-    Args:
-        env_id: a registered gymnasium id with a Discrete action space
-            (``CartPole-v1``, ``Acrobot-v1``, ``LunarLander-v3`` with the box2d extra).
-        env_kwargs: keyword arguments of ``gymnasium.make``.
-        num_envs: E, environments per rank.
-        num_steps: T, steps per environment and rollout.
-        total_env_steps: the training budget in environment steps, over all ranks
-            (autoreset steps count, as every call to ``step`` does).
-        vectorization: ``"sync"`` (one process) or ``"async"`` (a process per
-            environment; worth it for slow environments only).
-        eval_episodes: episodes per evaluation and rank.
-        seed: base seed of the environments; None takes ``seed_everything``'s (or 0).
-
-    Raises:
-        ValueError: for a non-positive size, an unknown vectorization, an action space
-            that is not Discrete, an unsupported observation space; at setup, for
-            ``trainer.max_epochs != 1`` or a model whose sizes do not match.
-    """
-
-    def __init__(
-        self,
-        env_id: str = "CartPole-v1",
-        env_kwargs: dict[str, Any] | None = None,
-        num_envs: int = 4,
-        num_steps: int = 128,
-        total_env_steps: int = 100_000,
-        vectorization: Literal["sync", "async"] = "sync",
-        eval_episodes: int = 10,
-        seed: int | None = None,
-    ) -> None:
-        super().__init__()
-        for name, value in [
-            ("num_envs", num_envs),
-            ("num_steps", num_steps),
-            ("total_env_steps", total_env_steps),
-            ("eval_episodes", eval_episodes),
-        ]:
-            if value < 1:
-                raise ValueError(f"GymnasiumDataModule: {name} must be >= 1, got {value}")
-        if vectorization not in ("sync", "async"):
-            raise ValueError(
-                f"GymnasiumDataModule: vectorization must be 'sync' or 'async', got "
-                f"{vectorization!r}"
-            )
-        self.save_hyperparameters()
-        self.env_id = env_id
-        self.env_kwargs = dict(env_kwargs or {})
-        self.num_envs = num_envs
-        self.num_steps = num_steps
-        self.total_env_steps = total_env_steps
-        self.vectorization = vectorization
-        self.eval_episodes = eval_episodes
-        self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else seed
-        env = gym.make(env_id, **self.env_kwargs)
-        self.observation_space, self.action_space = env.observation_space, env.action_space
-        env.close()
-        if not isinstance(self.action_space, gym.spaces.Discrete) or self.action_space.start:
-            raise ValueError(
-                f"GymnasiumDataModule: {env_id} has action space {self.action_space}; "
-                "actor-critic with a categorical policy needs a Discrete action space "
-                "starting at 0"
-            )
-        self.observation_size = observation_size(self.observation_space)
-        self.num_actions = int(self.action_space.n)
-        self.collector: RolloutCollector | None = None
-        self.eval_envs: VectorEnv | None = None
-
-    def make_envs(self, num_envs: int, vectorization: Literal["sync", "async"]) -> VectorEnv:
-        """``num_envs`` copies of the environment, autoreset on the next step."""
-        env_fns = [functools.partial(gym.make, self.env_id, **self.env_kwargs)] * num_envs
-        if vectorization == "async":
-            return AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.NEXT_STEP)
-        return SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.NEXT_STEP)
-
-    def setup(self, stage: str) -> None:
-        """Check the model against the environment; make this rank's environments."""
-        rank, world_size = (
-            (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        )
-        self._world_size = world_size
-        if self.trainer is not None:
-            self._check_agent(self.trainer.lightning_module)
-        if stage == "fit":
-            if self.trainer is not None and self.trainer.max_epochs != 1:
-                raise ValueError(
-                    "GymnasiumDataModule: one training epoch is the whole budget of "
-                    f"total_env_steps = {self.total_env_steps}, so trainer.max_epochs "
-                    f"must be 1, got {self.trainer.max_epochs}"
-                )
-            if self.collector is None:
-                seeds = [self.seed + rank * self.num_envs + i for i in range(self.num_envs)]
-                envs = self.make_envs(self.num_envs, self.vectorization)
-                self.collector = RolloutCollector(envs, self.num_steps, seeds)
-        if self.eval_envs is None:
-            self.eval_envs = self.make_envs(self.eval_episodes, "sync")
-        first = self.seed + _EVAL_SEED_OFFSET + rank * self.eval_episodes
-        self._eval_seeds = list(range(first, first + self.eval_episodes))
-
-    @property
-    def num_rollouts(self) -> int:
-        """Rollouts per rank in the budget of ``total_env_steps``."""
-        per_rollout = self.num_envs * self.num_steps * getattr(self, "_world_size", 1)
-        return -(-self.total_env_steps // per_rollout)
-
-    @override
-    def train_dataloader(self) -> _Rollouts:
-        return _Rollouts(self.collector, self.trainer.lightning_module, self.num_rollouts)
-
-    @override
-    def val_dataloader(self) -> _Evaluations:
-        return _Evaluations(self.eval_envs, self.trainer.lightning_module, self._eval_seeds)
-
-    @override
-    def test_dataloader(self) -> _Evaluations:
-        return self.val_dataloader()
-
-    def teardown(self, stage: str) -> None:
-        """Close the environments (async ones run in their own processes)."""
-        if stage == "fit" and self.collector is not None:
-            self.collector.envs.close()
-            self.collector = None
-        if self.eval_envs is not None:
-            self.eval_envs.close()
-            self.eval_envs = None
-
-    def _check_agent(self, agent: object) -> None:
-        """The model acts in this environment: it is an Agent with matching sizes."""
-        name = type(agent).__name__
-        if not isinstance(agent, Agent):
-            raise ValueError(
-                f"GymnasiumDataModule: the model must be an actor-critic Agent (act, value, "
-                f"greedy_action; e.g. ActorCritic), got {name}"
-            )
-        if agent.num_actions != self.num_actions:
-            raise ValueError(
-                f"{name}: latent.num_categories is {agent.num_actions} but {self.env_id} has "
-                f"{self.num_actions} actions; set model.init_args.latent.init_args."
-                f"num_categories to {self.num_actions}"
-            )
-        if agent.observation_size != self.observation_size:
-            raise ValueError(
-                f"{name}: observation_size is {agent.observation_size} but {self.env_id} "
-                f"observations have {self.observation_size} values; set "
-                f"model.init_args.observation_size to {self.observation_size}"
-            )

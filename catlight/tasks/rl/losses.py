@@ -31,7 +31,8 @@ def actor_critic_loss(
     of that and the error of ``V_old + clip(V - V_old)``.
 
     Args:
-        all_log_probs: the current policy's log-probabilities of every action.
+        all_log_probs: the current policy's log-probabilities of every action of each
+            action variable; an action's log-probability is the sum over the variables.
         values: the current critic's values.
         batch: ``actions``, ``log_probs`` and ``values`` of the collecting policy,
             ``advantages`` and ``returns``.
@@ -47,11 +48,12 @@ def actor_critic_loss(
         approx-KL (``E[rho - 1 - log rho]``) and the fraction of clipped ratios.
 
     Shapes:
-        - all_log_probs: ``(B, num_actions)``; values and every batch entry: ``(B,)``
+        - all_log_probs: ``(B, N, K)``; batch actions ``(B, N)``; values and every other
+          batch entry: ``(B,)``
         - output: scalars
     """
-    log_probs = all_log_probs.gather(-1, batch["actions"].unsqueeze(-1))[:, 0]
-    entropy = categorical_entropy(all_log_probs).mean()
+    log_probs = all_log_probs.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1).sum(-1)
+    entropy = categorical_entropy(all_log_probs).sum(-1).mean()
     advantages = batch["advantages"]
     if normalize_advantages:
         advantages = (advantages - advantages.mean()) / (advantages.std(correction=0) + 1e-8)

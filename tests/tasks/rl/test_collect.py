@@ -51,18 +51,19 @@ class ObservationValueAgent:
     """An Agent whose value of an observation encodes it: 10 * episode + step."""
 
     observation_size = 2
-    num_actions = 2
+    action_sizes = (2,)
+    use_action_masks = False
     device = torch.device("cpu")
 
-    def act(self, observations):
+    def act(self, observations, action_masks=None):
         size = observations.shape[0]
-        return torch.zeros(size, dtype=torch.long), torch.zeros(size), self.value(observations)
+        return torch.zeros(size, 1, dtype=torch.long), torch.zeros(size), self.value(observations)
 
     def value(self, observations):
         return 10 * observations[:, 0] + observations[:, 1]
 
-    def greedy_action(self, observations):
-        return torch.zeros(observations.shape[0], dtype=torch.long)
+    def greedy_action(self, observations, action_masks=None):
+        return torch.zeros(observations.shape[0], 1, dtype=torch.long)
 
 
 class CartPoleAgent(ObservationValueAgent):
@@ -176,13 +177,15 @@ def test_data_module_rejects_continuous_actions():
 
 def test_data_module_rejects_a_model_of_the_wrong_size():
     data = GymnasiumDataModule("Acrobot-v1")
-    wrong_actions = SimpleNamespace(observation_size=6, num_actions=2, device=None)
+    wrong_actions = SimpleNamespace(
+        observation_size=6, action_sizes=[2], use_action_masks=False, device=None
+    )
     for name in ("act", "value", "greedy_action"):
         setattr(wrong_actions, name, getattr(ObservationValueAgent, name))
     data.trainer = fake_trainer(wrong_actions)
     with pytest.raises(ValueError, match="num_categories is 2 but Acrobot-v1 has 3 actions"):
         data.setup("fit")
-    wrong_actions.num_actions, wrong_actions.observation_size = 3, 4
+    wrong_actions.action_sizes, wrong_actions.observation_size = [3], 4
     with pytest.raises(
         ValueError, match="observation_size is 4 but Acrobot-v1 observations have 6"
     ):
