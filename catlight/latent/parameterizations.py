@@ -87,13 +87,13 @@ class Catnat(Parameterization):
     probabilities on its path, computed as a sum of logs. The Fisher information in
     the scores is diagonal: ``G_ii = P(reach i) act'(s_i + o_i)^2 / (a_i (1 - a_i))``.
 
-    The offset ``o_i`` is the score at which ``act`` equals the share of node ``i``'s
-    leaves that lie to its right, so that zero scores (``center`` for the natural
-    activation) give every category ``1 / K``.
-    When K is a power of two every share is 1/2 and every offset 0; otherwise the
-    shares lie in [1/3, 2/3]. ``uniform_start=False`` drops the offsets: zero scores
-    then give ``2^-depth`` per leaf, the map of catlight's Catnat before the offsets
-    (a model pickled before them keeps it when loaded).
+    The constant offset ``o_i`` makes ``a_i`` at ``s_i = 0`` (``s_i = center`` for the
+    natural activation) the share of node ``i``'s leaves that lie to its right, so
+    that every category gets ``1 / K`` there. When K is a power of two every share is
+    1/2 and every offset 0; otherwise the shares lie in [1/3, 2/3].
+    ``uniform_start=False`` drops the offsets: zero scores then give ``2^-depth`` per
+    leaf, the map of catlight's Catnat before the offsets (a module pickled before
+    them keeps it when loaded).
 
     Activations:
 
