@@ -1,4 +1,4 @@
-"""Structured latents by recursive Gumbel-Max: subsets, permutations, trees, arborescences (plain torch).
+"""Recursive Gumbel-Max structures: subsets, permutations, trees, arborescences (torch).
 
 A structure is the output of a recursive argmin over exponential perturbations
 ``E_i ~ Exp(rate = exp(theta_i))`` of the scores; see :mod:`.base` for the sign

@@ -185,7 +185,7 @@ class Arborescence(Structure):
         skipped. See the module docstring for the rule.
         """
         n = self.num_nodes
-        parents, children = self.edges
+        children = self.edges[1]
         child_of = torch.nn.functional.one_hot(children, n).to(torch.float32)  # (E, m)
         in_group = (trace.active.to(torch.float32) @ child_of) > 0  # (*, T, m)
         real = ~in_group[..., self.root]  # (*, T)

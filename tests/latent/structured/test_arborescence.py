@@ -137,7 +137,7 @@ def test_arborescence_has_no_count_of_traces():
 
 @pytest.mark.parametrize(("num_nodes", "root"), [(1, 0), (4, 4), (4, -1), (4, 1.0)])
 def test_arborescence_rejects_bad_settings(num_nodes, root):
-    with pytest.raises(ValueError, match="Arborescence: (num_nodes|root) must be"):
+    with pytest.raises(ValueError, match=r"Arborescence: (num_nodes|root) must be"):
         Arborescence(num_nodes, root)
 
 
