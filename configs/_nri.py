@@ -129,25 +129,24 @@ def configs() -> dict[Path, dict[str, Any]]:
         else:
             name, particles = f"springs5_{estimator}", 5
         tables[folder / "estimators" / f"{name}.yaml"] = nri_config("springs", particles, estimator)
-    for name in ("independent", "spanning_tree"):
-        config = nri_config("springs", TREE_PARTICLES)
-        config["data"]["init_args"]["graph"] = "tree"
-        config["model"]["init_args"]["skip_first"] = True
-        if name == "spanning_tree":
-            config["model"]["init_args"]["latent"] = tree_latent(TREE_PARTICLES)
-        tables[folder / "tree" / f"springs{TREE_PARTICLES}_tree_{name}.yaml"] = config
-    tables.update(directed_tree_configs(folder / "directed_tree"))
+    tables.update(tree_comparison(folder / "tree", "tree", "SpanningTree"))
+    tables.update(tree_comparison(folder / "directed_tree", "directed_tree", "Arborescence"))
     return tables
 
 
-def directed_tree_configs(folder: Path) -> dict[Path, dict[str, Any]]:
-    """Independent edges against one arborescence per simulation on directed-tree springs."""
+def tree_comparison(folder: Path, graph: str, structure: str) -> dict[Path, dict[str, Any]]:
+    """Independent edges against one tree per simulation, on springs along ``graph``.
+
+    ``structure`` is ``"SpanningTree"`` (``graph="tree"``) or ``"Arborescence"``
+    (``graph="directed_tree"``); the configs differ only in the latent.
+    """
+    tree_name = {"SpanningTree": "spanning_tree", "Arborescence": "arborescence"}[structure]
     tables = {}
-    for name in ("independent", "arborescence"):
+    for name in ("independent", tree_name):
         config = nri_config("springs", TREE_PARTICLES)
-        config["data"]["init_args"]["graph"] = "directed_tree"
+        config["data"]["init_args"]["graph"] = graph
         config["model"]["init_args"]["skip_first"] = True
-        if name == "arborescence":
-            config["model"]["init_args"]["latent"] = tree_latent(TREE_PARTICLES, "Arborescence")
-        tables[folder / f"springs{TREE_PARTICLES}_directed_tree_{name}.yaml"] = config
+        if name == tree_name:
+            config["model"]["init_args"]["latent"] = tree_latent(TREE_PARTICLES, structure)
+        tables[folder / f"springs{TREE_PARTICLES}_{graph}_{name}.yaml"] = config
     return tables

@@ -23,6 +23,7 @@ from catlight.tasks.nri.data import ParticlesDataModule
 from catlight.tasks.nri.edge_latents import ArborescenceEdges, IndependentEdges, edge_latent
 from catlight.tasks.nri.simulation import ParticleSystem, random_arborescences
 from tests.latent.structured.enumeration import all_traces
+from tests.tasks.nri.tiny_fit import fit_on_tiny_data
 
 REPO = Path(__file__).resolve().parents[3]
 DIRECTED_CONFIGS = sorted((REPO / "configs" / "nri" / "directed_tree").glob("*.yaml"))
@@ -185,20 +186,7 @@ def test_directed_tree_configs_differ_only_in_the_latent():
 
 @pytest.mark.parametrize("path", DIRECTED_CONFIGS, ids=[path.stem for path in DIRECTED_CONFIGS])
 def test_directed_tree_config_trains_a_step_on_tiny_data(path, run_cli, tmp_path):
-    settings = {
-        "data_dir": tmp_path / "particles",
-        "num_train": 8,
-        "num_valid": 4,
-        "num_test": 4,
-        "train_steps": 10,
-        "test_steps": 20,
-        "batch_size": 4,
-    }
-    args = [item for key, value in settings.items() for item in (f"--data.{key}", str(value))]
-    cli = run_cli(
-        "fit", "--config", str(path), "--trainer.fast_dev_run", "1", *args,
-        "--model.num_timesteps", "10",
-    )  # fmt: skip
+    cli = fit_on_tiny_data(run_cli, path, tmp_path)
     expected = ArborescenceEdges if "arborescence" in path.name else IndependentEdges
     assert isinstance(cli.model.edge_latent, expected)
     assert math.isfinite(cli.trainer.callback_metrics["train/loss"].item())

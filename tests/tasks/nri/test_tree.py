@@ -23,6 +23,7 @@ from catlight.tasks.nri import NRI
 from catlight.tasks.nri.edge_latents import IndependentEdges, SpanningTreeEdges
 from catlight.tasks.nri.graph import fully_connected_edge_index
 from tests.latent.structured.enumeration import all_traces
+from tests.tasks.nri.tiny_fit import fit_on_tiny_data
 
 REPO = Path(__file__).resolve().parents[3]
 TREE_CONFIGS = sorted((REPO / "configs" / "nri" / "tree").glob("*.yaml"))
@@ -229,20 +230,7 @@ def test_tree_configs_differ_only_in_the_latent():
 
 @pytest.mark.parametrize("path", TREE_CONFIGS, ids=[path.stem for path in TREE_CONFIGS])
 def test_tree_config_trains_a_step_on_tiny_tree_data(path, run_cli, tmp_path):
-    settings = {
-        "data_dir": tmp_path / "particles",
-        "num_train": 8,
-        "num_valid": 4,
-        "num_test": 4,
-        "train_steps": 10,
-        "test_steps": 20,
-        "batch_size": 4,
-    }
-    args = [item for key, value in settings.items() for item in (f"--data.{key}", str(value))]
-    cli = run_cli(
-        "fit", "--config", str(path), "--trainer.fast_dev_run", "1", *args,
-        "--model.num_timesteps", "10",
-    )  # fmt: skip
+    cli = fit_on_tiny_data(run_cli, path, tmp_path)
     assert cli.datamodule.physics.graph == "tree"
     expected = SpanningTreeEdges if "spanning_tree" in path.name else IndependentEdges
     assert isinstance(cli.model.edge_latent, expected)
