@@ -23,7 +23,7 @@ from catlight.tasks.nri.data import ParticlesDataModule
 from catlight.tasks.nri.edge_latents import ArborescenceEdges, IndependentEdges, edge_latent
 from catlight.tasks.nri.simulation import ParticleSystem, random_arborescences
 from tests.latent.structured.enumeration import all_traces
-from tests.tasks.nri.tiny_fit import fit_on_tiny_data
+from tests.tasks.nri.tree_helpers import fit_on_tiny_data, replicated_gradients
 
 REPO = Path(__file__).resolve().parents[3]
 DIRECTED_CONFIGS = sorted((REPO / "configs" / "nri" / "directed_tree").glob("*.yaml"))
@@ -107,13 +107,7 @@ def test_negative_elbo_gradient_is_unbiased_by_enumeration(estimator):
     kl_weight = 0.5
     scores = torch.tensor([0.3, -0.7, 1.1, 0.2, -0.4, 0.9, 0.0, -1.3, 0.6, 0.5, -0.2, 0.8])
 
-    replicates = 20000
-    leaf = scores.view(1, 12, 1).repeat(replicates, 1, 1).requires_grad_()
-    sample = adapter(leaf)
-    loss, _ = sample.negative_elbo(sample.z[..., 1] @ weights, kl_weight)
-    (grads,) = torch.autograd.grad(loss.sum(), leaf)
-    grads = grads.squeeze(-1)
-    mean, error = grads.mean(0), grads.std(0) / math.sqrt(replicates)
+    mean, error = replicated_gradients(adapter, scores, weights, kl_weight)
 
     theta = scores.clone().requires_grad_()
     traces = all_traces(adapter.latent.structure)
