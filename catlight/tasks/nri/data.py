@@ -59,8 +59,9 @@ class ParticlesDataModule(TensorDataModule):
     NRI's data sets. Defaults are the published settings: walls at +-5, ``dt`` 0.001
     and a state every 100 steps for particles, ``dt`` 0.01 and a state every 10 steps
     for oscillators, 49 states per training and validation trajectory and 99 per test
-    trajectory, 50,000 / 10,000 / 10,000 simulations. Each split has its own random stream derived
-    from ``seed``, so a split's data do not depend on the sizes of the others.
+    trajectory, 50,000 / 10,000 / 10,000 simulations. Each split has its own random
+    stream derived from ``seed``, so a split's data do not depend on the sizes of the
+    others.
 
     Args:
         data_dir: folder of the cached ``.npz`` (created when missing).
@@ -117,9 +118,6 @@ class ParticlesDataModule(TensorDataModule):
         super().__init__(
             batch_size, batch_size if eval_batch_size is None else eval_batch_size, on_device, seed
         )
-        self.physics = _physics(
-            system, num_particles, graph, dt, box_size, sample_interval, test_steps
-        )
         counts = {
             "num_train": num_train,
             "num_valid": num_valid,
@@ -132,6 +130,9 @@ class ParticlesDataModule(TensorDataModule):
         for name, value in counts.items():
             if value < 1:
                 raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}")
+        self.physics = _physics(
+            system, num_particles, graph, dt, box_size, sample_interval, test_steps
+        )
         self.data_dir = Path(data_dir)
         self.sizes = {"train": num_train, "valid": num_valid, "test": num_test}
         self.steps = {"train": train_steps, "valid": train_steps, "test": test_steps}
