@@ -4,11 +4,11 @@
 MLP encoder (CNN for the Kuramoto oscillators) and MLP decoder of width 256, two
 edge types through Gumbel-Softmax (tau 0.5, softmax), uniform prior, teacher forcing
 every 10 steps, output variance 5e-5, Adam 5e-4 halved every 200 epochs, batch 128,
-500 epochs, 50k/10k/10k simulations. ``configs/nri/springs5_catnat.yaml`` swaps the parameterization;
-``configs/nri/estimators/springs5_<estimator>.yaml`` swap the estimator. Exact
-enumeration needs ``K^E`` decoder passes (2^20 for 5 particles), so its variant
-uses 3 particles (2^6 = 64). Checkpoints keep the best validation NLL, which needs
-no ground-truth graph.
+500 epochs, 50k/10k/10k simulations. ``configs/nri/springs5_catnat.yaml`` swaps the
+parameterization; ``configs/nri/estimators/springs5_<estimator>.yaml`` swap the
+estimator. Exact enumeration needs ``K^E`` decoder passes (2^20 for 5 particles), so
+its variant uses 3 particles (2^6 = 64). Checkpoints keep the best validation NLL,
+which needs no ground-truth graph.
 
 ``configs/nri/kuramoto5_skip_first.yaml`` sets ``skip_first`` (type 0: no coupling),
 as the authors' code of Löwe et al. (2022) does for Kuramoto, and so logs the AUROC
