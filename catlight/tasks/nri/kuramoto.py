@@ -18,9 +18,9 @@ Each recorded state has the four features of the paper, per oscillator:
 ``(d phi / dt, sin phi, phi, omega)``. The rate ``d phi / dt`` is the right-hand side
 above at the recorded phases (exact, where the original generator took a finite
 difference). The rate and the unwrapped phase are mapped to ``[-1, 1]`` by their
-minimum and maximum over the trajectory's first ``window`` states, separately for each
-simulation and oscillator; an oscillator that nothing drives has a constant rate, shown
-as 0. The natural frequency is mapped from ``[1, 10]`` to ``[-1, 1]``.
+minimum and maximum over ``window`` states (or the whole trajectory when it is longer),
+separately for each simulation and oscillator; an oscillator that nothing drives has a
+constant rate, shown as 0. The natural frequency is mapped from ``[1, 10]`` to ``[-1, 1]``.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ class KuramotoSystem:
         sample_interval: steps between two recorded states.
         coupling_strength: ``k``, the coupling of every edge of the graph.
         window: recorded states over which each simulation's rates and phases are
-            normalised; a trajectory of fewer states is cut from one of ``window``
-            states, so that training and test trajectories share the normalisation.
+            normalised (at least); a trajectory of fewer states is cut from one of
+            ``window`` states, so that training and test trajectories share the
+            normalisation.
 
     Raises:
         ValueError: for fewer than 2 oscillators, a non-positive ``dt`` or coupling,
@@ -231,8 +232,7 @@ class KuramotoSystem:
 
         Every random draw happens before integration, so the result depends on ``rng``
         alone, not on ``chunk_size``. Each simulation runs for ``max(T, window)``
-        recorded states, is normalised over the first ``window`` of them (all of them
-        when ``T`` is longer) and cut to ``T``.
+        recorded states, is normalised over all of them and cut to ``T``.
 
         Args:
             num_simulations: ``S``.
@@ -253,13 +253,12 @@ class KuramotoSystem:
         coupling, edge_types = self.sample_interactions(num_simulations, rng)
         phases, frequencies = self.sample_initial_state(num_simulations, rng)
         simulated = max(num_samples, self.window)
-        window = simulated if num_samples > self.window else self.window
         trajectories = np.empty((num_simulations, self.num_particles, num_samples, 4), np.float32)
         chunk_size = chunk_size or _CHUNK_SIMULATIONS
         for start in range(0, num_simulations, chunk_size):
             chunk = slice(start, start + chunk_size)
             path = self.integrate(phases[chunk], frequencies[chunk], coupling[chunk], simulated)
-            features = self.features(path[:, :window], frequencies[chunk], coupling[chunk])
+            features = self.features(path, frequencies[chunk], coupling[chunk])
             trajectories[chunk] = features[:, :, :num_samples]
             if progress is not None:
                 progress(path.shape[0] * num_samples)
