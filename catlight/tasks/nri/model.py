@@ -188,9 +188,9 @@ class NRI(BaseTask):
         self.val_accuracy = PermutationAccuracy(num_types)
         self.test_accuracy = PermutationAccuracy(num_types)
         self.test_horizon_mse = HorizonMSE(self.test_horizons[-1])
-        scores_existence = num_types == 2 and skip_first
-        self.val_edge_auroc = BinaryAUROC() if scores_existence else None
-        self.test_edge_auroc = BinaryAUROC() if scores_existence else None
+        ranks_existence = num_types == 2 and skip_first
+        self.val_edge_auroc = BinaryAUROC() if ranks_existence else None
+        self.test_edge_auroc = BinaryAUROC() if ranks_existence else None
         self._edge_indices: dict[int, Tensor] = {}
 
     @property
@@ -369,7 +369,7 @@ def _update_existence(auroc: BinaryAUROC | None, log_probs: Tensor, edges: Tenso
         - log_probs: ``(B, E, K)``; edges: ``(B, E)``
     """
     if auroc is not None:
-        scores = -torch.expm1(log_probs[..., 0].float())  # 1 - q(type 0), precise near 1
+        scores = -torch.expm1(log_probs[..., 0].float())  # 1 - q(type 0), also near q(type 0) = 1
         auroc.update(scores.flatten(), (edges != 0).flatten().long())
 
 
