@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -175,7 +176,7 @@ def main() -> None:
         default=ROOT / "runs" / "nri",
         help="paper preset: logs and checkpoints, one folder per run",
     )
-    parser.add_argument("--epochs", type=int, default=None, help="paper preset: override")
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     parser.add_argument(
         "--skip-first",
         action="store_true",
@@ -195,6 +196,8 @@ def main() -> None:
         paper_table(args)
         return
     preset = PRESETS[preset_name]
+    if args.epochs is not None:
+        preset = dataclasses.replace(preset, epochs=args.epochs)
 
     print_header(f"NRI benchmark ({preset_name} preset)", args, describe(preset))
     if not args.skip_simulation:
