@@ -16,7 +16,7 @@ Three tables:
 
 Presets (``--quick`` is the default):
 
-- quick (CPU, about 12-15 minutes on 2 shared cores): 5,000 / 500 / 500 simulations,
+- quick (CPU, about 20-25 minutes on 2 shared cores): 5,000 / 500 / 500 simulations,
   width 64, batch 32, Adam 1e-3, 12 epochs, and ``skip_first`` (type 0 sends no
   message, which breaks the symmetry of the two types early); 1/400 of the paper's
   training budget, so its accuracies show learning, not the published numbers;
