@@ -3,6 +3,8 @@
 from catlight.latent.estimators.base import Estimator, MultiSampleEstimator, sample_categories
 from catlight.latent.estimators.carms import CARMS
 from catlight.latent.estimators.exact import Exact
+from catlight.latent.estimators.gapped import GappedStraightThrough
+from catlight.latent.estimators.gumbel_rao import GumbelRao
 from catlight.latent.estimators.registry import ESTIMATORS, EstimatorEntry, estimator_entry
 from catlight.latent.estimators.relaxed import (
     GumbelSoftmax,
@@ -19,6 +21,8 @@ __all__ = [
     "Estimator",
     "EstimatorEntry",
     "Exact",
+    "GappedStraightThrough",
+    "GumbelRao",
     "GumbelSoftmax",
     "LeaveOneOut",
     "MultiSampleEstimator",

@@ -68,8 +68,10 @@ class ParticlesDataModule(TensorDataModule):
         system: ``"springs"``, ``"charged"`` or ``"kuramoto"``.
         num_particles: particles (or oscillators) per simulation.
         graph: ``"random"`` (each pair interacts with probability 1/2; for oscillators
-            each ordered pair) or ``"tree"`` (springs along a uniformly random spanning
-            tree).
+            each ordered pair), ``"tree"`` (springs along a uniformly random spanning
+            tree) or ``"directed_tree"`` (along a uniformly random arborescence rooted
+            at particle 0, each spring pulling the child only; the edge labels mark
+            parent -> child).
         num_train: training simulations.
         num_valid: validation simulations.
         num_test: test simulations.
