@@ -52,6 +52,7 @@ SIZE_LINKS = (
     SizeLink("observation_size", "observation_size"),  # actor-critic: the network's inputs
     SizeLink("action_sizes", "action_sizes"),  # actor-critic: the action variables' sizes
     SizeLink("train_steps", "num_timesteps"),  # NRI: the steps the encoder reads
+    SizeLink("num_dims", "num_dims"),  # NRI: features per particle and step
     SizeLink("image_size", "input_size"),  # CategoricalVAE, M2: pixels per image
     SizeLink("image_size", "image_size"),  # StructuredOutputPrediction: the same
 )

@@ -288,6 +288,7 @@ FAMILIES: dict[str, Family] = {
             "--model.init_args.decoder_hidden_size=16",
             "--model.init_args.prediction_steps=2",
             "--model.init_args.lr_decay_epochs=1",  # the learning rate decays in 10 steps
+            "--model.init_args.skip_first=true",  # type 0 is "no edge": edge AUROC logged
         ),
         write_data=simulated_particles,
         metrics=("train/loss", "val/nll", "val/edge_acc_best"),
@@ -298,6 +299,7 @@ FAMILIES: dict[str, Family] = {
             "val/mse_1step",
             "val/edge_acc",
             "val/edge_acc_best",
+            "val/edge_auroc",
         ),
         check_ddp_data=assert_simulated_once_on_rank_zero,
     ),

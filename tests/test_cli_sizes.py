@@ -75,6 +75,11 @@ def test_a_size_stated_in_both_sections_that_agrees_is_kept():
             "leave model.num_timesteps out or make it 49",
         ),
         (
+            NRI_CONFIG,
+            ["--model.num_dims=3"],
+            r"model.num_dims = 3: .*ParticlesDataModule\) has num_dims = 4",
+        ),
+        (
             ACROBOT,
             ["--model.observation_size=5"],
             r"model.observation_size = 5: .*GymnasiumDataModule\) has observation_size = 6",
@@ -100,7 +105,15 @@ def test_a_size_stated_in_both_sections_that_agrees_is_kept():
             r"model.image_size = 100: .*MNISTDataModule\) has image_size = 784",
         ),
     ],
-    ids=["nri-steps", "rl-observations", "rl-actions", "m2-classes", "vae-pixels", "sbn-pixels"],
+    ids=[
+        "nri-steps",
+        "nri-dims",
+        "rl-observations",
+        "rl-actions",
+        "m2-classes",
+        "vae-pixels",
+        "sbn-pixels",
+    ],
 )
 def test_a_size_that_disagrees_with_the_data_is_an_error_naming_both(config, args, message):
     with pytest.raises(ConfigError, match=message):

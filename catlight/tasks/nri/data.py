@@ -15,6 +15,12 @@ A batch is a tuple ``(trajectories, edges)``:
   ``i != j``, in the order of :func:`fully_connected_edge_index` (sender ``i`` outer,
   receiver ``j`` inner). Springs: 1 where a spring joins the pair, else 0. Charged:
   1 where the charges have the same sign (repel), 0 where they differ (attract).
+
+With ``system="kuramoto"`` the simulations are phase-coupled oscillators instead
+(:class:`~catlight.tasks.nri.kuramoto.KuramotoSystem`): the four features are
+``(d phi / dt, sin phi, phi, omega)``, already normalised per simulation as in the
+paper, and an edge ``(i, j)`` has type 1 where oscillator ``i`` drives ``j`` (a directed
+graph), else 0.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 import numpy as np
 import torch
@@ -36,39 +42,45 @@ from torch import Tensor
 from catlight.data.cache import can_write_to, write_atomically
 from catlight.data.checks import check_array, load_npz
 from catlight.data.tensor_data_module import TensorDataModule
-from catlight.tasks.nri.simulation import Graph, ParticleSystem, System
+from catlight.tasks.nri.kuramoto import KuramotoSystem
+from catlight.tasks.nri.simulation import Graph, ParticleSystem
 
 __all__ = ["ParticlesDataModule", "simulate_main"]
 
 SPLITS = ("train", "valid", "test")
+System = Literal["springs", "charged", "kuramoto"]
 # bump when the simulation changes in a way the settings do not show
 _FORMAT_VERSION = 1
 
 
 class ParticlesDataModule(TensorDataModule):
-    """Springs or charged particles in a box, simulated once and cached (NRI's data sets).
+    """Springs, charged particles or Kuramoto oscillators, simulated once and cached.
 
-    Defaults are the published settings: walls at +-5, ``dt`` 0.001, a state every 100
-    steps, 49 states per training and validation trajectory and 99 per test trajectory,
-    50,000 / 10,000 / 10,000 simulations. Each split has its own random stream derived
-    from ``seed``, so a split's data do not depend on the sizes of the others.
+    NRI's data sets. Defaults are the published settings: walls at +-5, ``dt`` 0.001
+    and a state every 100 steps for particles, ``dt`` 0.01 and a state every 10 steps
+    for oscillators, 49 states per training and validation trajectory and 99 per test
+    trajectory, 50,000 / 10,000 / 10,000 simulations. Each split has its own random
+    stream derived from ``seed``, so a split's data do not depend on the sizes of the
+    others.
 
     Args:
         data_dir: folder of the cached ``.npz`` (created when missing).
-        system: ``"springs"`` or ``"charged"``.
-        num_particles: particles per simulation.
-        graph: ``"random"`` (each pair interacts with probability 1/2), ``"tree"``
-            (springs along a uniformly random spanning tree) or ``"directed_tree"``
-            (along a uniformly random arborescence rooted at particle 0, each spring
-            pulling the child only; the edge labels mark parent -> child).
+        system: ``"springs"``, ``"charged"`` or ``"kuramoto"``.
+        num_particles: particles (or oscillators) per simulation.
+        graph: ``"random"`` (each pair interacts with probability 1/2; for oscillators
+            each ordered pair), ``"tree"`` (springs along a uniformly random spanning
+            tree) or ``"directed_tree"`` (along a uniformly random arborescence rooted
+            at particle 0, each spring pulling the child only; the edge labels mark
+            parent -> child).
         num_train: training simulations.
         num_valid: validation simulations.
         num_test: test simulations.
         train_steps: recorded states per training and validation trajectory.
         test_steps: recorded states per test trajectory.
-        sample_interval: integration steps between recorded states.
-        dt: integration step.
-        box_size: walls at ``+-box_size``.
+        sample_interval: integration steps between recorded states (None: 100 for
+            particles, 10 for oscillators).
+        dt: integration step (None: 0.001 for particles, 0.01 for oscillators).
+        box_size: walls at ``+-box_size`` (particles only).
         seed: seed of the simulations and of the shuffling.
         batch_size: training batch size per process.
         eval_batch_size: validation and test batch size (``batch_size`` when None).
@@ -76,11 +88,13 @@ class ParticlesDataModule(TensorDataModule):
 
     Raises:
         ValueError: for an invalid setting (see also
-            :class:`~catlight.tasks.nri.simulation.ParticleSystem`).
+            :class:`~catlight.tasks.nri.simulation.ParticleSystem` and
+            :class:`~catlight.tasks.nri.kuramoto.KuramotoSystem`).
 
     Attributes:
         position_min, position_max: training minimum and maximum of the coordinates,
-            mapped to -1 and 1 (set by :meth:`setup`).
+            mapped to -1 and 1 (set by :meth:`setup`; -1 and 1 for oscillators, whose
+            features come normalised).
         velocity_min, velocity_max: the same for the velocity components.
     """
 
@@ -95,8 +109,8 @@ class ParticlesDataModule(TensorDataModule):
         num_test: int = 10000,
         train_steps: int = 49,
         test_steps: int = 99,
-        sample_interval: int = 100,
-        dt: float = 0.001,
+        sample_interval: int | None = None,
+        dt: float | None = None,
         box_size: float = 5.0,
         seed: int = 42,
         batch_size: int = 128,
@@ -106,7 +120,6 @@ class ParticlesDataModule(TensorDataModule):
         super().__init__(
             batch_size, batch_size if eval_batch_size is None else eval_batch_size, on_device, seed
         )
-        self.physics = ParticleSystem(system, num_particles, graph, dt, box_size, sample_interval)
         counts = {
             "num_train": num_train,
             "num_valid": num_valid,
@@ -119,6 +132,9 @@ class ParticlesDataModule(TensorDataModule):
         for name, value in counts.items():
             if value < 1:
                 raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}")
+        self.physics = _physics(
+            system, num_particles, graph, dt, box_size, sample_interval, test_steps
+        )
         self.data_dir = Path(data_dir)
         self.sizes = {"train": num_train, "valid": num_valid, "test": num_test}
         self.steps = {"train": train_steps, "valid": train_steps, "test": test_steps}
@@ -138,25 +154,36 @@ class ParticlesDataModule(TensorDataModule):
         return self.physics.num_particles
 
     @property
+    def num_dims(self) -> int:
+        """``D``, features per particle and step (the model reads them)."""
+        return 4
+
+    @property
     def num_edges(self) -> int:
         """``N (N - 1)``, ordered pairs of distinct particles."""
         return self.num_particles * (self.num_particles - 1)
 
     @property
     def num_edge_types(self) -> int:
-        """Values an edge label takes (2 for springs and charges)."""
+        """Values an edge label takes (2 for springs, charges and oscillators)."""
         return 2
 
     def settings(self) -> dict:
         """Everything that determines the data, including the fixed physical constants."""
         physics = self.physics
+        if isinstance(physics, KuramotoSystem):
+            constants = {"system": physics.system, "frequency_range": physics.frequency_range}
+        else:
+            constants = {
+                "interaction_strength": physics.interaction_strength,
+                "position_std": physics.position_std,
+                "speed": physics.speed,
+                "max_force": physics.max_force,
+            }
         return {
             "format_version": _FORMAT_VERSION,
             **asdict(physics),
-            "interaction_strength": physics.interaction_strength,
-            "position_std": physics.position_std,
-            "speed": physics.speed,
-            "max_force": physics.max_force,
+            **constants,
             "sizes": self.sizes,
             "steps": self.steps,
             "seed": self.seed,
@@ -166,12 +193,14 @@ class ParticlesDataModule(TensorDataModule):
     def cache_path(self) -> Path:
         """The ``.npz`` holding this data set: ``particles_<system><N>_<graph>_<key>.npz``.
 
-        The key is a hash of :meth:`settings`, so any change of them names a new file.
+        (``oscillators_kuramoto<N>_random_<key>.npz`` for oscillators.) The key is a hash
+        of :meth:`settings`, so any change of them names a new file.
         """
         text = json.dumps(self.settings(), sort_keys=True)
         key = hashlib.sha256(text.encode()).hexdigest()[:16]
         physics = self.physics
-        name = f"particles_{physics.system}{physics.num_particles}_{physics.graph}_{key}.npz"
+        kind = "oscillators" if isinstance(physics, KuramotoSystem) else "particles"
+        name = f"{kind}_{physics.system}{physics.num_particles}_{physics.graph}_{key}.npz"
         return self.data_dir / name
 
     def prepare_data(self) -> None:
@@ -235,9 +264,13 @@ class ParticlesDataModule(TensorDataModule):
             arrays = self._read_cache()
         else:
             arrays = self.simulate()
-        positions, velocities = np.split(arrays["train_trajectories"], 2, axis=-1)
-        self.position_min, self.position_max = float(positions.min()), float(positions.max())
-        self.velocity_min, self.velocity_max = float(velocities.min()), float(velocities.max())
+        if isinstance(self.physics, KuramotoSystem):  # already in [-1, 1]: no rescaling
+            self.position_min = self.velocity_min = -1.0
+            self.position_max = self.velocity_max = 1.0
+        else:
+            positions, velocities = np.split(arrays["train_trajectories"], 2, axis=-1)
+            self.position_min, self.position_max = float(positions.min()), float(positions.max())
+            self.velocity_min, self.velocity_max = float(velocities.min()), float(velocities.max())
         for split in SPLITS:
             trajectories = torch.from_numpy(arrays[f"{split}_trajectories"])
             edges = torch.from_numpy(arrays[f"{split}_edges"].astype(np.int64))
@@ -304,6 +337,33 @@ class ParticlesDataModule(TensorDataModule):
         """
         low, high = (bound.to(trajectories) for bound in self._scale())
         return (trajectories + 1) * ((high - low) / 2) + low
+
+
+def _physics(
+    system: System,
+    num_particles: int,
+    graph: Graph,
+    dt: float | None,
+    box_size: float,
+    sample_interval: int | None,
+    test_steps: int,
+) -> ParticleSystem | KuramotoSystem:
+    """The simulator of ``system``; None means the system's own ``dt`` or interval.
+
+    Oscillators are normalised over a test trajectory's length (``window``), so the
+    shorter training trajectories are the first steps of trajectories like the test ones.
+    """
+    if system != "kuramoto":
+        dt = 0.001 if dt is None else dt
+        sample_interval = 100 if sample_interval is None else sample_interval
+        return ParticleSystem(system, num_particles, graph, dt, box_size, sample_interval)
+    if graph != "random":
+        raise ValueError(
+            f"ParticlesDataModule: system='kuramoto' takes graph='random' only, got {graph!r}"
+        )
+    dt = 0.01 if dt is None else dt
+    sample_interval = 10 if sample_interval is None else sample_interval
+    return KuramotoSystem(num_particles, dt, sample_interval, window=test_steps)
 
 
 def simulate_main(args: list[str] | None = None) -> Path:

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torch.optim.lr_scheduler import StepLR
+from torchmetrics.classification import BinaryAUROC
 from typing_extensions import override
 
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
@@ -77,7 +78,12 @@ class NRI(BaseTask):
     trajectories; from the first step it did not read, the decoder predicts
     ``max(test_horizons)`` steps ahead, restarting from the ground truth after each
     such window, and ``test/mse_{h}step`` is the MSE at horizon h (normalised units);
-    ``test/edge_acc`` and ``test/edge_acc_best`` as in validation. TensorBoard gets
+    ``test/edge_acc`` and ``test/edge_acc_best`` as in validation. With K = 2 and
+    ``skip_first`` (type 0 means "no edge", so the types are identified), validation
+    and test also log ``val/edge_auroc`` and ``test/edge_auroc``: the area under the
+    ROC curve of edge existence, each ordered pair scored by ``q(type != 0)`` against
+    the true ``type != 0`` over the whole data set (as Löwe et al. 2022 report it);
+    other settings log no AUROC. TensorBoard gets
     images of the true vs inferred graphs and of true vs predicted paths (an open-loop
     roll-out) of validation and test simulations (:meth:`images`).
 
@@ -182,6 +188,9 @@ class NRI(BaseTask):
         self.val_accuracy = PermutationAccuracy(num_types)
         self.test_accuracy = PermutationAccuracy(num_types)
         self.test_horizon_mse = HorizonMSE(self.test_horizons[-1])
+        ranks_existence = num_types == 2 and skip_first
+        self.val_edge_auroc = BinaryAUROC() if ranks_existence else None
+        self.test_edge_auroc = BinaryAUROC() if ranks_existence else None
         self._edge_indices: dict[int, Tensor] = {}
 
     @property
@@ -273,6 +282,7 @@ class NRI(BaseTask):
         for name, values in metrics.items():
             self.log(name, values.mean(), sync_dist=True, batch_size=batch_size)
         self.val_accuracy.update(mode[0].argmax(-1), edges)
+        _update_existence(self.val_edge_auroc, posterior.log_probs, edges)
 
     @override
     def on_validation_epoch_end(self) -> None:
@@ -281,6 +291,13 @@ class NRI(BaseTask):
         self.log("val/edge_acc_best", best, prog_bar=True)
         self.log("hp_metric", best)
         self.val_accuracy.reset()
+        self._log_existence("val", self.val_edge_auroc)
+
+    def _log_existence(self, stage: str, auroc: BinaryAUROC | None) -> None:
+        """Log and reset ``<stage>/edge_auroc`` when the model scores edge existence."""
+        if auroc is not None:
+            self.log(f"{stage}/edge_auroc", auroc.compute())
+            auroc.reset()
 
     @override
     def images(self, batch: tuple[Tensor, Tensor], stage: str) -> dict[str, Tensor]:
@@ -321,8 +338,9 @@ class NRI(BaseTask):
                 f"test_horizons up to {horizon} need at least {horizon + 1}: lower "
                 "test_horizons or simulate longer test trajectories"
             )
-        _, mode = self.most_probable_edges(trajectories)
+        log_probs, mode = self.most_probable_edges(trajectories)
         self.test_accuracy.update(mode[0].argmax(-1), edges)
+        _update_existence(self.test_edge_auroc, log_probs, edges)
         predictions = self.decode(future, mode, horizon)[0]
         squared_errors = (predictions - future[:, :, 1:]).float().square().mean((1, 3))
         horizons = torch.arange(squared_errors.shape[-1], device=self.device) % horizon + 1
@@ -337,6 +355,7 @@ class NRI(BaseTask):
             self.log(f"test/mse_{horizon}step", errors[horizon - 1])
         self.test_accuracy.reset()
         self.test_horizon_mse.reset()
+        self._log_existence("test", self.test_edge_auroc)
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """Edge-type probabilities ``(B, E, K)`` of a batch's trajectories."""
@@ -346,6 +365,17 @@ class NRI(BaseTask):
     def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> StepLR:
         """The paper's schedule: the rate times ``lr_decay_gamma`` every ``lr_decay_epochs``."""
         return StepLR(optimizer, step_size=self.lr_decay_epochs, gamma=self.lr_decay_gamma)
+
+
+def _update_existence(auroc: BinaryAUROC | None, log_probs: Tensor, edges: Tensor) -> None:
+    """Add edge-existence scores ``q(type != 0)`` and labels ``type != 0`` to ``auroc``.
+
+    Shapes:
+        - log_probs: ``(B, E, K)``; edges: ``(B, E)``
+    """
+    if auroc is not None:
+        scores = -torch.expm1(log_probs[..., 0].float())  # 1 - q(type 0), also near q(type 0) = 1
+        auroc.update(scores.flatten(), (edges != 0).flatten().long())
 
 
 def _check_options(**options: str) -> None:

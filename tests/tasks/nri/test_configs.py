@@ -44,6 +44,7 @@ def tiny_data_args(data_dir: Path) -> list[str]:
 def test_nri_configs_cover_the_data_sets_and_estimators():
     names = set(CONFIG_IDS)
     assert {"nri/springs5.yaml", "nri/charged5.yaml", "nri/springs10.yaml"} <= names
+    assert {"nri/kuramoto5.yaml", "nri/kuramoto5_skip_first.yaml"} <= names
     assert "nri/springs5_catnat.yaml" in names
     estimators = {
         yaml.safe_load(path.read_text())["model"]["init_args"]["latent"]["init_args"]["estimator"][
@@ -75,6 +76,8 @@ def test_nri_config_fast_dev_run_trains_one_step(path, run_cli, particles_dir):
     for name in ("train/loss", "val/nll", "val/mse_1step", "val/edge_acc_best", "hp_metric"):
         assert math.isfinite(metrics[name].item()), name
     assert 0 <= metrics["val/edge_acc_best"].item() <= 1
+    # edge existence is ranked when type 0 means "no edge"
+    assert ("val/edge_auroc" in metrics) == written["model"]["init_args"]["skip_first"]
 
 
 def test_nri_test_reports_mse_by_horizon_and_tensorboard_gets_images(run_cli, particles_dir):

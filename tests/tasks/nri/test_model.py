@@ -260,6 +260,56 @@ def test_nri_validation_and_test_log_their_metrics():
         model.test_step((trajectories(3, 3, 6), edges), 0)
 
 
+def rank_auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """P(score of a positive > score of a negative), ties counting 1/2, by all pairs."""
+    positives, negatives = scores[labels], scores[~labels]
+    wins = (positives[:, None] > negatives[None, :]).double()
+    ties = (positives[:, None] == negatives[None, :]).double()
+    return (wins + ties / 2).mean().item()
+
+
+def test_edge_auroc_ranks_q_of_an_edge_against_its_existence():
+    torch.manual_seed(0)
+    model = tiny_nri(GumbelSoftmax(0.5), skip_first=True).eval()
+    logged = {}
+    model.log = lambda name, value, **kwargs: logged.__setitem__(name, torch.as_tensor(value))
+    batches = [(trajectories(3, 4, 8, seed), torch.randint(0, 2, (3, 12))) for seed in (1, 2)]
+    for batch in batches:
+        model.validation_step(batch, 0)
+        model.test_step(batch, 0)
+    model.on_validation_epoch_end()
+    model.on_test_epoch_end()
+    scores = torch.cat([1 - model(x)[..., 0].exp() for x, _ in batches]).flatten()
+    labels = torch.cat([edges for _, edges in batches]).flatten().bool()
+    expected = rank_auroc(scores, labels)
+    assert 0 < expected < 1
+    assert logged["val/edge_auroc"].item() == pytest.approx(expected, abs=1e-5)
+    assert logged["test/edge_auroc"].item() == pytest.approx(expected, abs=1e-5)
+    # a perfect score ranks every edge above every non-edge
+    model.val_edge_auroc.update(labels.float(), labels.long())
+    assert model.val_edge_auroc.compute().item() == 1.0
+
+
+@pytest.mark.parametrize("settings", [{"skip_first": False}, {"skip_first": True, "types": 3}])
+def test_edge_auroc_is_logged_only_when_type_zero_means_no_edge(settings):
+    types = settings.get("types", 2)
+    latent = DiscreteLatent(types, Softmax(), GumbelSoftmax(0.5))
+    model = NRI(
+        latent,
+        num_timesteps=4,
+        encoder_hidden_size=HIDDEN,
+        decoder_hidden_size=HIDDEN,
+        skip_first=settings["skip_first"],
+        test_horizons=[1],
+    ).eval()
+    logged = {}
+    model.log = lambda name, value, **kwargs: logged.__setitem__(name, torch.as_tensor(value))
+    model.validation_step((trajectories(2, 3, 4), torch.randint(0, types, (2, 6))), 0)
+    model.on_validation_epoch_end()
+    assert "val/edge_acc" in logged and "val/edge_auroc" not in logged
+    assert model.val_edge_auroc is None and model.test_edge_auroc is None
+
+
 def test_nri_rejects_invalid_settings():
     with pytest.raises(ValueError, match=r"encoder must be one of \('mlp', 'cnn'\), got 'gnn'"):
         NRI(encoder="gnn")
