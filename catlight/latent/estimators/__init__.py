@@ -3,6 +3,7 @@
 from catlight.latent.estimators.base import Estimator, MultiSampleEstimator, sample_categories
 from catlight.latent.estimators.carms import CARMS
 from catlight.latent.estimators.exact import Exact
+from catlight.latent.estimators.indecater import IndeCateR
 from catlight.latent.estimators.registry import ESTIMATORS, EstimatorEntry, estimator_entry
 from catlight.latent.estimators.relaxed import (
     GumbelSoftmax,
@@ -12,6 +13,7 @@ from catlight.latent.estimators.relaxed import (
     StraightThroughGumbelSoftmax,
 )
 from catlight.latent.estimators.score import LeaveOneOut, Reinforce
+from catlight.latent.estimators.unordered_set import UnorderedSet
 
 __all__ = [
     "CARMS",
@@ -20,6 +22,7 @@ __all__ = [
     "EstimatorEntry",
     "Exact",
     "GumbelSoftmax",
+    "IndeCateR",
     "LeaveOneOut",
     "MultiSampleEstimator",
     "ReinMax",
@@ -27,6 +30,7 @@ __all__ = [
     "RelaxedEstimator",
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
+    "UnorderedSet",
     "estimator_entry",
     "sample_categories",
 ]
