@@ -59,7 +59,8 @@ class IndeCateR(MultiSampleEstimator):
     evaluations per sample (the VAE's 20 variables x 10 categories with ``n = 1``: 200
     decoder passes per example, 200x REINFORCE's). It is affordable when the cost is
     cheap next to the encoder or ``N * K`` is small (a few variables, a few categories);
-    with hundreds of variables (NRI's edges, 200 Bernoulli latents) it is not.
+    with hundreds of rows per sample it is slow (200 Bernoulli latents: 400 decoder
+    passes per example), and the NRI configs leave it out.
 
     **Value.** ``objective`` returns the Rao-Blackwellised average
     ``1/(n N) sum_s sum_i sum_k q_i(k) f(z^s_-i, k)``: for each ``s`` and ``i``, the exact
