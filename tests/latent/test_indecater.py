@@ -37,20 +37,6 @@ def test_indecater_never_substitutes_a_masked_category():
     assert torch.isfinite(out.objective(cost)).all()
 
 
-def test_indecater_value_is_an_unbiased_estimate_of_the_expected_cost():
-    torch.manual_seed(0)
-    num_variables, num_categories, replicates = 2, 3, 4000
-    layer = DiscreteLatent(num_categories, Softmax(), IndeCateR(1))
-    scores = torch.randn(num_variables, num_categories)
-    weights = torch.randn(num_variables, num_categories)
-    out = layer(scores.expand(replicates, -1, -1))
-    values = out.objective((out.z * weights).sum(-1).prod(-1))
-    probs = scores.softmax(-1)
-    exact = ((probs * weights).sum(-1)).prod()  # E[prod_n v_n], independent variables
-    stderr = values.std() / replicates**0.5
-    assert (values.mean() - exact).abs() < 5 * stderr + 1e-6
-
-
 @pytest.mark.parametrize("num_samples", [0, 1.5, True])
 def test_indecater_rejects_bad_num_samples(num_samples):
     with pytest.raises(ValueError, match=r"IndeCateR: num_samples must be an int >= 1"):

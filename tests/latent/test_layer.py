@@ -1,6 +1,5 @@
 """Generic DiscreteLatent tests: every registry estimator x parameterization x K."""
 
-import itertools
 import math
 
 import pytest
@@ -21,6 +20,7 @@ from catlight.latent import (
     UnorderedSet,
 )
 from tests.latent.registry import EXAMPLES, MARGINAL_SAMPLING, PARAMETERIZATIONS
+from tests.latent.without_replacement import set_probability
 
 BATCH, NUM_VARIABLES = 4, 3
 
@@ -48,17 +48,6 @@ def decoder_cost(decoder, z):
     """A nonlinear per-sample cost of the whole example: ``(S, *batch, N, K) -> (S, *batch)``."""
     hidden = decoder(z).squeeze(-1)  # [S, *batch, N]
     return (hidden - 0.3).pow(2).sum(-1) + hidden.prod(-1)
-
-
-def set_probability(joint, members, removed=()):
-    """P(the first draws without replacement are ``members``), ``removed`` taken out."""
-    total = 0.0
-    for order in itertools.permutations(members):
-        left, probability = 1.0 - sum(joint[r] for r in removed), 1.0
-        for member in order:
-            probability, left = probability * joint[member] / left, left - joint[member]
-        total += probability
-    return total
 
 
 def expected_value(example, out, cost):

@@ -11,17 +11,7 @@ from catlight.latent.estimators.unordered_set import (
     gumbel_top_k_configurations,
     set_probability_ratios,
 )
-
-
-def set_probability(probs, members, removed=()):
-    """P(the first draws without replacement are ``members``), enumerating orders."""
-    total = 0.0
-    for order in itertools.permutations(members):
-        left, probability = 1.0 - sum(probs[r] for r in removed), 1.0
-        for member in order:
-            probability, left = probability * probs[member] / left, left - probs[member]
-        total += probability
-    return total
+from tests.latent.without_replacement import set_probability
 
 
 def test_set_probability_ratios_match_enumerated_orders():
@@ -82,19 +72,6 @@ def test_unordered_set_never_draws_a_masked_category():
     out = layer(torch.randn(6, 1, 3), mask=torch.tensor([True, False, True]))
     assert (out.z[..., 1] == 0).all()
     assert torch.isfinite(out.objective(out.z[..., 0].sum(-1))).all()
-
-
-def test_unordered_set_value_is_an_unbiased_estimate_of_the_expected_cost():
-    torch.manual_seed(0)
-    num_variables, num_categories, replicates = 3, 3, 4000
-    layer = DiscreteLatent(num_categories, Softmax(), UnorderedSet(3))
-    scores = torch.randn(num_variables, num_categories)
-    weights = torch.randn(num_variables, num_categories)
-    out = layer(scores.expand(replicates, -1, -1))
-    values = out.objective((out.z * weights).sum(-1).prod(-1))
-    exact = (scores.softmax(-1) * weights).sum(-1).prod()
-    stderr = values.std() / replicates**0.5
-    assert (values.mean() - exact).abs() < 5 * stderr + 1e-6
 
 
 @pytest.mark.parametrize(
