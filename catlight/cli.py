@@ -30,6 +30,7 @@ import catlight.callbacks
 import catlight.checkpoints
 import catlight.config_yaml
 import catlight.data
+import catlight.diagnostics
 import catlight.latent
 import catlight.tasks
 from catlight.cli_errors import DEBUG_HINT, ConfigError, locate_setting, short_parse_error

@@ -16,6 +16,10 @@ the same data, model, optimiser and epochs: independent edge types (Gumbel-Softm
 above) against one spanning tree per simulation (``StructuredLatent`` over
 ``SpanningTree``, T-REINFORCE with a leave-one-out baseline over 4 trees). Both use
 ``skip_first`` (type 0: no interaction), which the tree's types mean.
+``configs/nri/directed_tree/springs5_directed_tree_{independent,arborescence}.yaml`` do
+the same on springs along a random arborescence rooted at particle 0 (each spring pulls
+the child only), with one arborescence per simulation (``StructuredLatent`` over
+``Arborescence``) in place of the spanning tree.
 """
 
 from __future__ import annotations
@@ -42,12 +46,15 @@ TREE_PARTICLES = 5
 TREE_SAMPLES = 4  # trees per simulation for T-REINFORCE's leave-one-out baseline
 
 
-def spanning_tree_latent(num_particles: int) -> dict[str, Any]:
-    """The ``latent`` block of one spanning tree per simulation, trained by T-REINFORCE+."""
+def tree_latent(num_particles: int, structure: str = "SpanningTree") -> dict[str, Any]:
+    """The ``latent`` block of one tree per simulation, trained by T-REINFORCE+.
+
+    ``structure`` is ``"SpanningTree"`` or ``"Arborescence"``.
+    """
     return {
         "class_path": "StructuredLatent",
         "init_args": {
-            "structure": {"class_path": "SpanningTree", "init_args": {"num_nodes": num_particles}},
+            "structure": {"class_path": structure, "init_args": {"num_nodes": num_particles}},
             "estimator": {
                 "class_path": "TraceReinforce",
                 "init_args": {"num_samples": TREE_SAMPLES, "baseline": "leave_one_out"},
@@ -123,11 +130,24 @@ def configs() -> dict[Path, dict[str, Any]]:
         else:
             name, particles = f"springs5_{estimator}", 5
         tables[folder / "estimators" / f"{name}.yaml"] = nri_config("springs", particles, estimator)
-    for name in ("independent", "spanning_tree"):
+    tables.update(tree_comparison(folder / "tree", "tree", "SpanningTree"))
+    tables.update(tree_comparison(folder / "directed_tree", "directed_tree", "Arborescence"))
+    return tables
+
+
+def tree_comparison(folder: Path, graph: str, structure: str) -> dict[Path, dict[str, Any]]:
+    """Independent edges against one tree per simulation, on springs along ``graph``.
+
+    ``structure`` is ``"SpanningTree"`` (``graph="tree"``) or ``"Arborescence"``
+    (``graph="directed_tree"``); the configs differ only in the latent.
+    """
+    tree_name = {"SpanningTree": "spanning_tree", "Arborescence": "arborescence"}[structure]
+    tables = {}
+    for name in ("independent", tree_name):
         config = nri_config("springs", TREE_PARTICLES)
-        config["data"]["init_args"]["graph"] = "tree"
+        config["data"]["init_args"]["graph"] = graph
         config["model"]["init_args"]["skip_first"] = True
-        if name == "spanning_tree":
-            config["model"]["init_args"]["latent"] = spanning_tree_latent(TREE_PARTICLES)
-        tables[folder / "tree" / f"springs{TREE_PARTICLES}_tree_{name}.yaml"] = config
+        if name == tree_name:
+            config["model"]["init_args"]["latent"] = tree_latent(TREE_PARTICLES, structure)
+        tables[folder / f"springs{TREE_PARTICLES}_{graph}_{name}.yaml"] = config
     return tables

@@ -43,7 +43,7 @@ def no_debug(monkeypatch):
 def test_misspelled_estimator_class_names_the_closest_and_the_allowed_ones(capsys):
     assert error_lines(capsys, "--model.latent.estimator", "GumbelSoftMax", "--print_config") == [
         "error: model.latent.estimator: unknown class 'GumbelSoftMax'; "
-        "did you mean GumbelSoftmax or StraightThroughGumbelSoftmax?",
+        "did you mean GumbelSoftmax or GumbelRao or StraightThroughGumbelSoftmax?",
         "  allowed: " + ", ".join(sorted(entry.cls.__name__ for entry in ESTIMATORS.values())),
         HINT,
     ]

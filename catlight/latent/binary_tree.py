@@ -26,6 +26,10 @@ class BalancedTree:
     up, a node's gradient is the sum of its two children's. When K is not a power of
     two, the leaves of the last level are gathered through index tables.
 
+    ``right_fractions`` holds, per internal node, the share of the leaves below it
+    that lie below its right child: 1/2 everywhere for a perfect tree, and within
+    [1/3, 2/3] for any K (sibling subtrees differ by at most one leaf).
+
     Args:
         num_categories: K >= 2.
         device: where the index tables live.
@@ -84,6 +88,7 @@ class BalancedTree:
         self.first_leaf, self.second_leaf = table(first_leaf), table(second_leaf)
         self.left_leaf, self.right_leaf = table(left_leaf), table(right_leaf)
         self.path_edges = table(path_edges)  # (K, D)
+        self.right_fractions = _right_fractions(path_edges, num_categories).to(device)
 
     def leaf_log_probs(self, edges: Tensor) -> Tensor:
         """Sum the branch log-probabilities along every root-to-leaf path, differentiably.
@@ -156,6 +161,25 @@ class BalancedTree:
             if depth:
                 node_grad = pairs[..., 0] + pairs[..., 1]
         return grad_left, grad_right
+
+
+def _right_fractions(path_edges: list[list[int]], num_categories: int) -> Tensor:
+    """Per internal node, the fraction of its leaves below its right edge, in float64.
+
+    Counts, over every leaf's path, the edges taken at each node (edge ``2i + 1`` goes
+    right from node ``i``; ``2(K - 1)`` pads a short path).
+
+    Shapes: output ``(K - 1,)``.
+    """
+    counts = [0] * (2 * num_categories - 1)
+    for path in path_edges:
+        for edge in path:
+            counts[edge] += 1
+    left, right = counts[0:-1:2], counts[1:-1:2]
+    fractions = [
+        on_right / (on_left + on_right) for on_left, on_right in zip(left, right, strict=True)
+    ]
+    return torch.tensor(fractions, dtype=torch.float64)
 
 
 def _gather(values: Tensor, index: Tensor) -> Tensor:

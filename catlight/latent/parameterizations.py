@@ -83,9 +83,17 @@ class Catnat(Parameterization):
     Manenti & Alippi, *Beyond Softmax: A Natural Parameterization for Categorical
     Random Variables* (2025). Each internal node ``i`` of a balanced full binary tree
     with K leaves has a score ``s_i`` and goes right with probability
-    ``a_i = act(s_i)``; a category's probability is the product of the branch
+    ``a_i = act(s_i + o_i)``; a category's probability is the product of the branch
     probabilities on its path, computed as a sum of logs. The Fisher information in
-    the scores is diagonal: ``G_ii = P(reach i) act'(s_i)^2 / (a_i (1 - a_i))``.
+    the scores is diagonal: ``G_ii = P(reach i) act'(s_i + o_i)^2 / (a_i (1 - a_i))``.
+
+    The constant offset ``o_i`` makes ``a_i`` at ``s_i = 0`` (``s_i = center`` for the
+    natural activation) the share of node ``i``'s leaves that lie to its right, so
+    that every category gets ``1 / K`` there. When K is a power of two every share is
+    1/2 and every offset 0; otherwise the shares lie in [1/3, 2/3].
+    ``uniform_start=False`` drops the offsets: zero scores then give ``2^-depth`` per
+    leaf, the map of catlight's Catnat before the offsets (a module pickled before
+    them keeps it when loaded).
 
     Activations:
 
@@ -106,6 +114,8 @@ class Catnat(Parameterization):
         compile: run the activation and its derivative through ``torch.compile``
             (one fused kernel each; the first call of each shape family compiles, which
             takes seconds, and needs a C++ compiler on CPU). Off by default.
+        uniform_start: offset each node so that zero scores mean uniform probabilities
+            for every K (only changes anything when K is not a power of two).
 
     Raises:
         ValueError: if ``activation`` is unknown or ``width <= 0``.
@@ -119,6 +129,8 @@ class Catnat(Parameterization):
         >>> import torch
         >>> Catnat()(torch.zeros(3)).exp()  # K = 4 categories from 3 scores
         tensor([0.2500, 0.2500, 0.2500, 0.2500])
+        >>> Catnat()(torch.zeros(2)).exp()  # K = 3
+        tensor([0.3333, 0.3333, 0.3333])
     """
 
     _MIN_BRANCH = 1e-6
@@ -129,6 +141,7 @@ class Catnat(Parameterization):
         center: float = 0.0,
         width: float = 2 * math.pi,
         compile: bool = False,
+        uniform_start: bool = True,
     ) -> None:
         super().__init__()
         if activation not in ("natural", "sigmoid"):
@@ -141,13 +154,18 @@ class Catnat(Parameterization):
         self.center = float(center)
         self.width = float(width)
         self.compile = compile
-        self._trees: dict[tuple[int, torch.device], BalancedTree] = {}
+        self.uniform_start = uniform_start
+        self._trees: dict[tuple[int, torch.device], tuple[BalancedTree, Tensor | None]] = {}
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; a Catnat pickled before the offsets existed keeps its map without them."""
+        super().__setstate__({"uniform_start": False, **state, "_trees": {}})
 
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
         return (
             f"activation={self.activation!r}, center={self.center}, width={self.width:.4g}, "
-            f"compile={self.compile}"
+            f"compile={self.compile}, uniform_start={self.uniform_start}"
         )
 
     def num_scores(self, num_categories: int) -> int:
@@ -165,25 +183,31 @@ class Catnat(Parameterization):
             - scores: ``(*batch, K - 1)``
             - output: two float32 tensors ``(*batch, K - 1)``: ``log(1 - a)``, ``log a``
         """
-        return _CatnatBranches.apply(scores.float(), self)
+        _, offsets = self._tree(scores.shape[-1] + 1, scores.device)
+        return _CatnatBranches.apply(scores.float(), self, offsets)
 
     def forward(self, scores: Tensor) -> Tensor:
         """Leaf log-probabilities, level by level, with a closed-form backward pass."""
         num_categories = scores.shape[-1] + 1
         check_num_categories(num_categories)
-        tree = self._tree(num_categories, scores.device)
+        tree, offsets = self._tree(num_categories, scores.device)
         if torch.is_grad_enabled() and scores.requires_grad:
-            return _CatnatLogProbs.apply(scores.float(), self, tree)
-        left, right, _ = self._branches(scores.float(), need_grad=False)
+            return _CatnatLogProbs.apply(scores.float(), self, tree, offsets)
+        left, right, _ = self._branches(scores.float(), offsets, need_grad=False)
         return tree.path_sums(left, right)
 
     def _branches(
-        self, scores: Tensor, need_grad: bool = True
+        self, scores: Tensor, offsets: Tensor | None, need_grad: bool = True
     ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
-        """``log(1 - a)``, ``log a`` and what :meth:`_branch_grad` needs, elementwise."""
+        """``log(1 - a)``, ``log a`` and what :meth:`_branch_grad` needs, elementwise.
+
+        ``offsets`` are :meth:`_tree`'s: added to the scores for the sigmoid, the
+        natural activation's phase at a zero score (center included) for it.
+        """
         if self.activation == "sigmoid":
-            return _kernel(_sigmoid_branches, self.compile)(scores)
-        return _kernel(_natural_branches, self.compile)(scores, self.center, self.width, need_grad)
+            return _kernel(_sigmoid_branches, self.compile)(scores, offsets)
+        kernel = _kernel(_natural_branches, self.compile)
+        return kernel(scores, self.center, self.width, offsets, need_grad)
 
     def _branch_grad(self, grad_left: Tensor, grad_right: Tensor, *saved: Tensor) -> Tensor:
         """Gradient with respect to the scores, from those of ``log(1 - a)`` and ``log a``."""
@@ -191,10 +215,31 @@ class Catnat(Parameterization):
             return _kernel(_sigmoid_branch_grad, self.compile)(grad_left, grad_right, *saved)
         return _kernel(_natural_branch_grad, self.compile)(grad_left, grad_right, *saved)
 
-    def _tree(self, num_categories: int, device: torch.device) -> BalancedTree:
+    def _tree(
+        self, num_categories: int, device: torch.device
+    ) -> tuple[BalancedTree, Tensor | None]:
+        """The tree of K leaves and the per-node offsets the kernels take, built once.
+
+        Offsets are None where they would all be zero (a power of two, or
+        ``uniform_start=False``). Else, with ``r`` the node's share of leaves on its
+        right: ``logit(r)`` for the sigmoid; for the natural activation the phase
+        ``asin(2r - 1) - pi center / width`` that ``s = 0`` maps to, ``|asin(2r - 1)|
+        <= asin(1/3)``, well inside the support's ``pi / 2``.
+
+        Shapes: offsets ``(K - 1,)``, float32.
+        """
         key = (num_categories, device)
         if key not in self._trees:
-            self._trees[key] = BalancedTree(num_categories, device)
+            tree = BalancedTree(num_categories, device)
+            offsets = None
+            if self.uniform_start and not tree.is_perfect:
+                share = tree.right_fractions
+                if self.activation == "sigmoid":
+                    offsets = torch.logit(share)
+                else:
+                    offsets = torch.asin(2 * share - 1) - math.pi * self.center / self.width
+                offsets = offsets.float()
+            self._trees[key] = (tree, offsets)
         return self._trees[key]
 
 
@@ -207,42 +252,52 @@ class _CatnatLogProbs(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, scores: Tensor, catnat: Catnat, tree: BalancedTree) -> Tensor:
-        left, right, saved = catnat._branches(scores)
+    def forward(
+        ctx, scores: Tensor, catnat: Catnat, tree: BalancedTree, offsets: Tensor | None
+    ) -> Tensor:
+        left, right, saved = catnat._branches(scores, offsets)
         ctx.save_for_backward(*saved)
         ctx.catnat, ctx.tree = catnat, tree
         return tree.path_sums(left, right)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
         grad_left, grad_right = ctx.tree.edge_grads(grad.float())
         grad_scores = ctx.catnat._branch_grad(grad_left, grad_right, *ctx.saved_tensors)
-        return grad_scores, None, None
+        return grad_scores, None, None, None
 
 
 class _CatnatBranches(torch.autograd.Function):
     """Scores -> (``log(1 - a)``, ``log a``) per node, with the activation's backward."""
 
     @staticmethod
-    def forward(ctx, scores: Tensor, catnat: Catnat) -> tuple[Tensor, Tensor]:
-        left, right, saved = catnat._branches(scores)
+    def forward(
+        ctx, scores: Tensor, catnat: Catnat, offsets: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        left, right, saved = catnat._branches(scores, offsets)
         ctx.save_for_backward(*saved)
         ctx.catnat = catnat
         return left, right
 
     @staticmethod
-    def backward(ctx, grad_left: Tensor | None, grad_right: Tensor | None) -> tuple[Tensor, None]:
+    def backward(
+        ctx, grad_left: Tensor | None, grad_right: Tensor | None
+    ) -> tuple[Tensor, None, None]:
         saved = ctx.saved_tensors
         # copies: the activation's backward overwrites them
         grads = [
             torch.zeros_like(saved[0]) if grad is None else grad.float().clone()
             for grad in (grad_left, grad_right)
         ]
-        return ctx.catnat._branch_grad(*grads, *saved), None
+        return ctx.catnat._branch_grad(*grads, *saved), None, None
 
 
 def _natural_branches(
-    scores: Tensor, center: float, width: float, need_grad: bool = True
+    scores: Tensor,
+    center: float,
+    width: float,
+    phase_offsets: Tensor | None = None,
+    need_grad: bool = True,
 ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
     """The natural activation's ``log(1 - a)``, ``log a`` with three transcendental calls.
 
@@ -256,13 +311,19 @@ def _natural_branches(
     In place wherever possible and with float masks (a select, or arithmetic with a
     bool tensor, is several times slower on CPU), in few operations (small batches
     cost one dispatch per operation). ``need_grad=False`` skips what only the
-    backward needs.
+    backward needs. ``phase_offsets``, one per node, replace the center: the phase is
+    then ``s pi / width + phase_offset`` (one fused operation, like the scaling alone).
 
-    Shapes: ``(*) -> (*), (*)`` and the saved tensors.
+    Shapes: ``(*, M), (M,) -> (*, M), (*, M)`` and the saved tensors.
     """
     margin = math.asin(math.sqrt(Catnat._MIN_BRANCH))
     slope = math.pi / width
-    phase = scores * slope if center == 0 else (scores - center) * slope
+    if phase_offsets is not None:
+        phase = torch.add(phase_offsets, scores, alpha=slope)
+    elif center == 0:
+        phase = scores * slope
+    else:
+        phase = (scores - center) * slope
     phase = phase.clamp_(-math.pi / 2, math.pi / 2)
     folded = torch.gt(phase, 0, out=torch.empty_like(phase))  # h > pi/4: a > 1/2
     folded_angle = phase.abs_().mul_(-0.5).add_(math.pi / 4)  # min(h, pi/2 - h)
@@ -297,15 +358,24 @@ def _natural_branch_grad(
     return over_tangent.div_(tangent).sub_(times_tangent.mul_(tangent)).mul_(factor)
 
 
-def _sigmoid_branches(scores: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
-    """``log(1 - a) = log a - s`` and ``log a = logsigmoid(s)``. Shapes: ``(*) -> (*), (*)``."""
-    log_right = F.logsigmoid(scores)
-    return log_right - scores, log_right, (scores,)
+def _sigmoid_branches(
+    scores: Tensor, offsets: Tensor | None = None
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """``log(1 - a) = log a - u`` and ``log a = logsigmoid(u)``, ``u = s + offset``.
+
+    Shapes: ``(*, M), (M,) -> (*, M), (*, M)`` and the saved ``u``.
+    """
+    shifted = scores if offsets is None else scores + offsets
+    log_right = F.logsigmoid(shifted)
+    return log_right - shifted, log_right, (shifted,)
 
 
-def _sigmoid_branch_grad(grad_left: Tensor, grad_right: Tensor, scores: Tensor) -> Tensor:
-    """``d log a / ds = 1 - a`` and ``d log(1 - a) / ds = -a``. Overwrites ``grad_left``."""
-    return grad_right - grad_left.add_(grad_right).mul_(torch.sigmoid(scores))
+def _sigmoid_branch_grad(grad_left: Tensor, grad_right: Tensor, shifted: Tensor) -> Tensor:
+    """``d log a / ds = 1 - a`` and ``d log(1 - a) / ds = -a``. Overwrites ``grad_left``.
+
+    ``a = sigmoid(shifted)``; the offset is a constant, so ``du/ds = 1``.
+    """
+    return grad_right - grad_left.add_(grad_right).mul_(torch.sigmoid(shifted))
 
 
 @functools.cache

@@ -151,6 +151,20 @@ class BaseTask(LightningModule):
             config["monitor"] = getattr(lr_scheduler, "monitor", None) or self.monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
 
+    def training_loss(self, batch: Any) -> Tensor:
+        """The scalar loss that ``training_step`` minimises on ``batch``, logging nothing.
+
+        ``training_step`` returns it (and logs its parts);
+        :class:`~catlight.diagnostics.GradientDiagnostics` differentiates it many times on
+        one batch to measure the gradient estimators. A task whose loss is not a
+        function of one batch through its latent layers' estimators (the actor-critic,
+        which samples without an estimator) does not implement it.
+
+        Raises:
+            NotImplementedError: if the task does not implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement training_loss(batch)")
+
     def images(self, batch: Any, stage: str) -> dict[str, Tensor]:
         """Images worth a look for this batch, logged by :class:`~catlight.callbacks.LogImages`.
 

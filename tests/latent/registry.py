@@ -20,6 +20,8 @@ from catlight.latent import (
     Estimator,
     EstimatorEntry,
     Exact,
+    GappedStraightThrough,
+    GumbelRao,
     GumbelSoftmax,
     IndeCateR,
     Parameterization,
@@ -73,6 +75,10 @@ MORE_EXAMPLES: list[EstimatorExample] = [
     EstimatorExample(GumbelSoftmax, {"tau": 0.5, "hard": True}, pathwise=True),
     EstimatorExample(StraightThroughGumbelSoftmax, {"tau": 0.5}, pathwise=True),
     EstimatorExample(ReinMax, {"tau": 1.0, "num_samples": 2}, pathwise=True),
+    EstimatorExample(GumbelRao, {"tau": 0.5, "num_samples": 2, "num_gumbels": 3}, pathwise=True),
+    EstimatorExample(
+        GappedStraightThrough, {"tau": 0.5, "num_samples": 3, "gap": 2.0}, pathwise=True
+    ),
     EstimatorExample(Reinforce, {"num_samples": 1}, unbiased=True),
     EstimatorExample(
         Reinforce, {"num_samples": 3, "baseline": "moving_average", "decay": 0.9}, unbiased=True

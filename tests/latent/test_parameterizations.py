@@ -1,6 +1,7 @@
 """Softmax and Catnat: normalisation, tree layout, Fisher information, numerics."""
 
 import math
+import pickle
 
 import pytest
 import torch
@@ -19,6 +20,28 @@ def branch_right(activation, scores, center=0.0, width=2 * math.pi):
         return torch.sigmoid(scores)
     phase = (math.pi * (scores - center) / width).clamp(-math.pi / 2, math.pi / 2)
     return (1 + torch.sin(phase)) / 2
+
+
+def right_shares(num_categories):
+    """Per node, the share of its leaves on its right, read off the Jacobian's signs.
+
+    Raising ``s_i`` raises the leaves below its right edge and lowers those below its
+    left edge; leaves elsewhere do not depend on it.
+    """
+    jac = jacobian(Catnat("sigmoid", uniform_start=False), torch.zeros(num_categories - 1))
+    on_right = (jac > 0).sum(0).double()
+    return on_right / (on_right + (jac < 0).sum(0))
+
+
+def uniform_offsets(activation, num_categories, width=2 * math.pi):
+    """The score shifts that make zero scores uniform: act(offset) = right share.
+
+    For the natural activation the shift is from its center.
+    """
+    share = right_shares(num_categories)
+    if activation == "sigmoid":
+        return torch.log(share / (1 - share))
+    return width / math.pi * torch.asin(2 * share - 1)
 
 
 def fisher(parameterization, scores):
@@ -84,10 +107,59 @@ def test_catnat_probabilities_sum_to_one(activation, num_categories):
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("num_categories", range(2, 101))
+def test_catnat_zero_scores_give_uniform_probabilities(activation, num_categories):
+    probs = Catnat(activation)(torch.zeros(num_categories - 1)).exp()
+    torch.testing.assert_close(probs, torch.full((num_categories,), 1 / num_categories))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("num_categories", [3, 5, 6, 7, 12, 100])
+def test_catnat_offsets_split_in_proportion_to_the_leaves(activation, num_categories):
+    # at zero scores (at the center for the natural activation) each node goes right
+    # with the share of its leaves on the right
+    catnat = Catnat(activation, center=0.5, width=3.0)
+    at_center = torch.full((num_categories - 1,), 0.5 if activation == "natural" else 0.0)
+    _, log_right = catnat.branch_log_probs(at_center)
+    shares = right_shares(num_categories)
+    assert ((shares >= 1 / 3) & (shares <= 2 / 3)).all()
+    torch.testing.assert_close(BalancedTree(num_categories).right_fractions, shares)
+    torch.testing.assert_close(log_right.exp().double(), shares, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("num_categories", [2, 4, 8, 16, 64])
+def test_catnat_offsets_vanish_for_powers_of_two(activation, num_categories):
+    # a power of two: the same map with or without the offsets, bit for bit
+    torch.manual_seed(num_categories)
+    scores = torch.randn(32, num_categories - 1) * 3
+    with_offsets = Catnat(activation, center=0.3)(scores)
+    without = Catnat(activation, center=0.3, uniform_start=False)(scores)
+    assert torch.equal(with_offsets, without)
+    assert Catnat(activation)._tree(num_categories, torch.device("cpu"))[1] is None
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("num_categories", [3, 5, 12])
+def test_catnat_offsets_shift_every_score(activation, num_categories):
+    # with offsets, the map at s is the map without them at s + offset
+    torch.manual_seed(0)
+    scores = torch.rand(16, num_categories - 1) * 4 - 2
+    shifted = scores + uniform_offsets(activation, num_categories, width=5.0).float()
+    torch.testing.assert_close(
+        Catnat(activation, center=0.3, width=5.0)(scores),
+        Catnat(activation, center=0.3, width=5.0, uniform_start=False)(shifted),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("num_categories", [*range(2, 18), 31, 33, 100])
-def test_catnat_zero_scores_give_a_balanced_tree(activation, num_categories):
+def test_catnat_without_offsets_zero_scores_give_a_balanced_tree(activation, num_categories):
     # a = 1/2 everywhere: p_k = 2^-depth(k), depths are floor/ceil(log2 K)
-    probs = Catnat(activation)(torch.zeros(num_categories - 1)).exp().double()
+    catnat = Catnat(activation, uniform_start=False)
+    probs = catnat(torch.zeros(num_categories - 1)).exp().double()
     deep = math.ceil(math.log2(num_categories))
     num_deep = 2 * num_categories - 2**deep  # leaves at depth ceil(log2 K)
     num_shallow = 2**deep - num_categories  # leaves at depth ceil(log2 K) - 1
@@ -101,6 +173,21 @@ def test_catnat_zero_scores_give_a_balanced_tree(activation, num_categories):
 def test_catnat_natural_center_gives_a_half():
     probs = Catnat(center=1.5, width=3.0)(torch.full((3,), 1.5)).exp()
     torch.testing.assert_close(probs, torch.full((4,), 0.25))
+
+
+def test_catnat_pickled_before_the_offsets_keeps_its_map():
+    # a Catnat pickled without ``uniform_start`` (and with a cached tree) loads without offsets
+    catnat = Catnat()
+    catnat(torch.zeros(2))
+    state = catnat.__getstate__()
+    del state["uniform_start"]
+    old = Catnat.__new__(Catnat)
+    old.__setstate__(state)
+    assert not old.uniform_start
+    torch.testing.assert_close(old(torch.zeros(2)).exp(), torch.tensor([0.25, 0.25, 0.5]))
+    restored = pickle.loads(pickle.dumps(catnat))
+    assert restored.uniform_start
+    torch.testing.assert_close(restored(torch.zeros(2)).exp(), torch.full((3,), 1 / 3))
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -133,7 +220,7 @@ def test_catnat_k2_is_a_single_branch():
 @pytest.mark.parametrize(("center", "width"), [(0.0, 2 * math.pi), (1.5, 1.0), (-3.0, 10.0)])
 def test_catnat_natural_matches_closed_form(center, width):
     catnat = Catnat("natural", center=center, width=width)
-    scores = center + width * torch.linspace(-0.49, 0.49, 99)
+    scores = center + width * torch.linspace(-0.49, 0.49, 99)[:, None]  # K = 2: no offset
     log_left, log_right = catnat.branch_log_probs(scores)
     expected = (1 + torch.sin(math.pi * (scores.double() - center) / width)) / 2
     torch.testing.assert_close(log_right.exp().double(), expected, atol=1e-5, rtol=1e-5)
@@ -145,7 +232,7 @@ def test_catnat_natural_saturates_outside_support(center, width):
     catnat = Catnat("natural", center=center, width=width)
     offsets = width * (0.5 + torch.tensor([1e-3, 0.1, 1.0, 1e3]))
     for side, scores in [("low", center - offsets), ("high", center + offsets)]:
-        log_left, log_right = catnat.branch_log_probs(scores)
+        log_left, log_right = catnat.branch_log_probs(scores[:, None])
         assert torch.isfinite(log_left).all() and torch.isfinite(log_right).all()
         right = log_right.exp()
         if side == "low":
@@ -225,14 +312,15 @@ def test_catnat_fisher_diagonal_sigmoid_k8():
 def test_catnat_fisher_diagonal_any_k(activation, num_categories):
     # For any K: P(reach i) is the mass of the leaves below node i, i.e. of the leaves
     # whose log-probability depends on s_i (read off the Jacobian's sparsity).
+    # The offsets shift each score by a constant, so G_ii keeps its form at s + o.
     torch.manual_seed(num_categories)
-    scores = torch.rand(num_categories - 1) * 4 - 2  # inside the natural support
+    scores = torch.rand(num_categories - 1) * 4 - 2  # s + o inside the natural support
     catnat = Catnat(activation)
     jac = jacobian(catnat, scores).double()  # [K, K-1]
     probs = catnat(scores).exp().double()
     below = jac.abs() > 0
     reach = (probs[:, None] * below).sum(0)
-    right = branch_right(activation, scores)
+    right = branch_right(activation, scores + uniform_offsets(activation, num_categories))
     per_node = right * (1 - right) if activation == "sigmoid" else torch.full_like(right, 0.25)
     torch.testing.assert_close(
         fisher(catnat, scores).diagonal(), reach * per_node, rtol=1e-4, atol=1e-7

@@ -3,6 +3,8 @@
 from catlight.latent.estimators.base import Estimator, MultiSampleEstimator, sample_categories
 from catlight.latent.estimators.carms import CARMS
 from catlight.latent.estimators.exact import Exact
+from catlight.latent.estimators.gapped import GappedStraightThrough
+from catlight.latent.estimators.gumbel_rao import GumbelRao
 from catlight.latent.estimators.indecater import IndeCateR
 from catlight.latent.estimators.registry import ESTIMATORS, EstimatorEntry, estimator_entry
 from catlight.latent.estimators.relaxed import (
@@ -21,6 +23,8 @@ __all__ = [
     "Estimator",
     "EstimatorEntry",
     "Exact",
+    "GappedStraightThrough",
+    "GumbelRao",
     "GumbelSoftmax",
     "IndeCateR",
     "LeaveOneOut",

@@ -29,6 +29,8 @@ from typing import Any
 from catlight.latent.estimators.base import Estimator
 from catlight.latent.estimators.carms import CARMS
 from catlight.latent.estimators.exact import Exact
+from catlight.latent.estimators.gapped import GappedStraightThrough
+from catlight.latent.estimators.gumbel_rao import GumbelRao
 from catlight.latent.estimators.indecater import IndeCateR
 from catlight.latent.estimators.relaxed import (
     GumbelSoftmax,
@@ -90,6 +92,8 @@ _ENTRIES = (
     EstimatorEntry("st_gs", StraightThroughGumbelSoftmax, _ANNEALED_TAU, "ST-GS", pathwise=True),
     EstimatorEntry("st", StraightThrough, {"tau": 1.0}, "ST", pathwise=True),
     EstimatorEntry("reinmax", ReinMax, {"tau": 1.3}, "ReinMax", pathwise=True),
+    EstimatorEntry("gr", GumbelRao, {"tau": 1.0, "num_gumbels": 10}, "GR", pathwise=True),
+    EstimatorEntry("gst", GappedStraightThrough, {"tau": 1.0, "gap": 1.0}, "GST", pathwise=True),
     EstimatorEntry(
         "reinforce", Reinforce, {"baseline": "moving_average"}, "REINFORCE", unbiased=True
     ),

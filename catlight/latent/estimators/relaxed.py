@@ -28,6 +28,7 @@ __all__ = [
     "RelaxedEstimator",
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
+    "perturbed_softmax",
 ]
 
 
@@ -232,6 +233,21 @@ class _ReinMaxFunction(torch.autograd.Function):
         grad = 2 * _softmax_jacobian_vector(midpoint, grad_samples)
         grad = grad - _softmax_jacobian_vector(probs, grad_samples) / 2
         return grad - grad.mean(-1, keepdim=True), None, None
+
+
+def perturbed_softmax(log_probs: Tensor, perturbed: Tensor, tau: Tensor | float) -> Tensor:
+    """``softmax(perturbed / tau)`` with the gradient of ``softmax((log p + m) / tau)``.
+
+    The perturbation ``m = perturbed - log p`` is held constant, so the gradient reaches
+    ``log p`` alone; where ``log p`` is -inf (a masked category) ``m`` is 0.
+
+    Shapes:
+        - log_probs: ``(*batch, N, K)``
+        - perturbed: ``(*sample, *batch, N, K)``, detached
+        - output: ``(*sample, *batch, N, K)``
+    """
+    offset = torch.where(torch.isfinite(log_probs), perturbed - log_probs.detach(), 0.0)
+    return torch.softmax((log_probs + offset) / tau, -1)
 
 
 def _softmax_jacobian_vector(probs: Tensor, vector: Tensor) -> Tensor:

@@ -120,6 +120,18 @@ class Structure(nn.Module):
         """
         return conditional_exponentials(scores, trace)
 
+    def trace_kl(self, scores: Tensor, trace: Trace) -> Tensor:
+        """One-sample estimate of ``KL(q(tau) || prior)`` for each trace.
+
+        The prior is uniform over traces (:func:`trace_kl_to_uniform` with
+        :attr:`log_num_traces`) unless a subclass says otherwise.
+
+        Shapes:
+            - scores: ``(*batch, n)``, broadcast against the trace's ``*shape``
+            - output: ``(*shape)``
+        """
+        return trace_kl_to_uniform(scores, trace, self.log_num_traces)
+
     def check_scores(self, scores: Tensor) -> None:
         """Raise a ValueError unless ``scores`` ends in :attr:`num_scores`."""
         if scores.dim() < 1 or scores.shape[-1] != self.num_scores:

@@ -58,7 +58,7 @@ class StructuredLatent(nn.Module):
         if not isinstance(structure, Structure):
             raise ValueError(
                 "StructuredLatent: structure must be a catlight Structure (TopK, Permutation, "
-                f"SpanningTree, BinaryTree), got {type(structure).__name__}"
+                f"SpanningTree, BinaryTree, Arborescence), got {type(structure).__name__}"
             )
         if not isinstance(estimator, StructuredEstimator):
             raise ValueError(
@@ -93,8 +93,9 @@ class StructuredLatent(nn.Module):
         argmax of the scores: the greedy structure. For :class:`TopK` it is the k
         highest-scoring items, for :class:`Permutation` the items sorted by decreasing
         score (both the most probable trace), for :class:`SpanningTree` the maximum
-        spanning tree of the scores (Kruskal), and for :class:`BinaryTree` the tree whose
-        every parent outscores its children (a max-heap Cartesian tree). Encoded
+        spanning tree of the scores (Kruskal), for :class:`BinaryTree` the tree whose
+        every parent outscores its children (a max-heap Cartesian tree), and for
+        :class:`Arborescence` the minimum arborescence of ``exp(-theta)``. Encoded
         like one sample of ``z``, in float32, without gradient.
 
         Shapes:

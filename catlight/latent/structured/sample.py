@@ -11,7 +11,6 @@ from catlight.latent.protocol import Sample
 from catlight.latent.structured.base import (
     Structure,
     Trace,
-    trace_kl_to_uniform,
     unit_exponentials,
 )
 
@@ -85,17 +84,19 @@ class StructuredSample(Sample):
         return self._rule(self, cost)
 
     def kl(self, prior_log_probs: Tensor | None = None) -> Tensor:
-        r"""One-sample estimate of ``KL(q(tau) || uniform over traces)`` for each sample.
+        r"""One-sample estimate of ``KL(q(tau) || prior over traces)`` for each sample.
 
-        ``log_num_traces - sum_t H(softmax_{A_t}(theta))`` on each sample's trace (see
-        :func:`~catlight.latent.structured.trace_kl_to_uniform`): unbiased, and
-        differentiable in the scores for the sampled trace, so add it to the cost
-        given to :meth:`objective` (``objective(nll + kl)``), which differentiates it
-        both ways. The prior is uniform over the structures with a uniform order of
-        their steps (:attr:`Structure.log_num_traces`); no other prior is offered.
+        The structure's :meth:`~catlight.latent.structured.Structure.trace_kl`: for most
+        structures ``log_num_traces - sum_t H(softmax_{A_t}(theta))`` on each sample's
+        trace (see :func:`~catlight.latent.structured.trace_kl_to_uniform`), the prior
+        being uniform over the structures with a uniform order of their steps; for
+        :class:`~catlight.latent.structured.Arborescence` the trace distribution at
+        zero scores. Unbiased, and differentiable in the scores for the sampled trace,
+        so add it to the cost given to :meth:`objective` (``objective(nll + kl)``),
+        which differentiates it both ways. No other prior is offered.
 
         Args:
-            prior_log_probs: must be None (the uniform prior over traces).
+            prior_log_probs: must be None (the structure's own prior).
 
         Raises:
             ValueError: if ``prior_log_probs`` is given.
@@ -105,10 +106,10 @@ class StructuredSample(Sample):
         """
         if prior_log_probs is not None:
             raise ValueError(
-                "StructuredSample.kl: prior_log_probs must be None (the prior is uniform "
-                f"over traces), got a tensor of shape {tuple(prior_log_probs.shape)}"
+                "StructuredSample.kl: prior_log_probs must be None (the structure's own "
+                f"prior over traces), got a tensor of shape {tuple(prior_log_probs.shape)}"
             )
-        return trace_kl_to_uniform(self.scores, self.trace, self.structure.log_num_traces)
+        return self.structure.trace_kl(self.scores, self.trace)
 
     def __repr__(self) -> str:
         return (

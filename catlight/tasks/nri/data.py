@@ -57,8 +57,10 @@ class ParticlesDataModule(TensorDataModule):
         data_dir: folder of the cached ``.npz`` (created when missing).
         system: ``"springs"`` or ``"charged"``.
         num_particles: particles per simulation.
-        graph: ``"random"`` (each pair interacts with probability 1/2) or ``"tree"``
-            (springs along a uniformly random spanning tree).
+        graph: ``"random"`` (each pair interacts with probability 1/2), ``"tree"``
+            (springs along a uniformly random spanning tree) or ``"directed_tree"``
+            (along a uniformly random arborescence rooted at particle 0, each spring
+            pulling the child only; the edge labels mark parent -> child).
         num_train: training simulations.
         num_valid: validation simulations.
         num_test: test simulations.

@@ -1,4 +1,4 @@
-r"""NRI's edge latents: independent edge types, or one spanning tree per simulation.
+r"""NRI's edge latents: independent edge types, or one (directed) tree per simulation.
 
 NRI's encoder scores every ordered pair ``(i, j)`` of the ``E = N (N - 1)`` pairs of
 particles (sender-major, see
@@ -10,7 +10,7 @@ those scores into what the rest of the model needs, whatever the latent is:
 - for evaluation, the type probabilities of each pair, the most probable graph and the
   KL to the prior (:class:`EdgePosterior`).
 
-Two latents:
+Three latents:
 
 - :class:`IndependentEdges` (a :class:`~catlight.latent.DiscreteLatent`): one
   categorical over K types per ordered pair, with a closed-form KL to a uniform or
@@ -18,13 +18,17 @@ Two latents:
 - :class:`SpanningTreeEdges` (a :class:`~catlight.latent.structured.StructuredLatent`
   over a :class:`~catlight.latent.structured.SpanningTree`): the interaction graph is
   one undirected spanning tree of the particles, K = 2 (type 1: the pair is a tree
-  edge, type 0: it is not), with a uniform prior over spanning trees.
+  edge, type 0: it is not), with a uniform prior over spanning trees;
+- :class:`ArborescenceEdges` (a StructuredLatent over an
+  :class:`~catlight.latent.structured.Arborescence`): the interaction graph is one
+  arborescence rooted at particle 0, K = 2 on the ordered pairs (type 1: parent -> child).
 
 :func:`edge_latent` picks the one that fits the configured latent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -32,10 +36,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from catlight.latent import DiscreteLatent, LatentSample, categorical_kl
-from catlight.latent.structured import SpanningTree, StructuredLatent, StructuredSample
+from catlight.latent.structured import (
+    Arborescence,
+    SpanningTree,
+    StructuredLatent,
+    StructuredSample,
+)
 from catlight.tasks.nri.graph import fully_connected_edge_index
 
 __all__ = [
+    "ArborescenceEdges",
     "EdgeLatent",
     "EdgePosterior",
     "EdgeSample",
@@ -130,12 +140,13 @@ def edge_latent(
 
     Args:
         latent: a DiscreteLatent (independent types) or a StructuredLatent over a
-            SpanningTree (one tree per simulation).
+            SpanningTree or an Arborescence (one tree per simulation).
         prior: ``"uniform"`` or ``"sparse"`` (independent types only).
         sparse_prior_first: the sparse prior's probability of type 0.
 
     Returns:
-        :class:`IndependentEdges` or :class:`SpanningTreeEdges`.
+        :class:`IndependentEdges`, :class:`SpanningTreeEdges` or
+        :class:`ArborescenceEdges`.
 
     Raises:
         ValueError: for another kind of latent, or a sparse prior with a tree.
@@ -148,9 +159,12 @@ def edge_latent(
                 f"NRI: prior must be 'uniform' with a StructuredLatent (a tree has N - 1 "
                 f"edges whatever the prior; its prior is uniform over trees), got {prior!r}"
             )
+        if isinstance(latent.structure, Arborescence):
+            return ArborescenceEdges(latent)
         return SpanningTreeEdges(latent)
     raise ValueError(
-        "NRI: latent must be a DiscreteLatent or a StructuredLatent over a SpanningTree, "
+        "NRI: latent must be a DiscreteLatent or a StructuredLatent over a SpanningTree or "
+        "an Arborescence, "
         f"got {type(latent).__name__}"
     )
 
@@ -267,7 +281,8 @@ class SpanningTreeEdges(EdgeLatent):
         if not isinstance(latent.structure, SpanningTree):
             raise ValueError(
                 "NRI: a StructuredLatent edge latent needs structure SpanningTree(num_nodes="
-                f"number of particles), got {type(latent.structure).__name__}"
+                "number of particles) or Arborescence(num_nodes=number of particles), got "
+                f"{type(latent.structure).__name__}"
             )
         if num_marginal_samples < 1:
             raise ValueError(
@@ -346,14 +361,133 @@ class SpanningTreeEdges(EdgeLatent):
         """Maximum spanning tree, Monte Carlo edge marginals and KL estimate (no gradient)."""
         with torch.autocast(device_type=scores.device.type, enabled=False):
             theta = self.tree_scores(scores)
-            mode = self.latent.mode(theta)
-            trees = self.latent.sample(theta, self.num_marginal_samples)
-            marginals = trees.z.mean(0)
-            kl = trees.kl().mean(0)
-        # an edge that no sampled tree holds gets the smallest positive probability
-        tiny = torch.finfo(marginals.dtype).tiny
-        log_probs = self.edge_types(marginals).clamp_min(tiny).log()
-        return EdgePosterior(log_probs, self.edge_types(mode), kl)
+        return _tree_posterior(self.latent, theta, self.num_marginal_samples, self.edge_types)
+
+
+def _tree_posterior(
+    latent: StructuredLatent,
+    theta: Tensor,
+    num_samples: int,
+    edge_types: Callable[[Tensor], Tensor],
+) -> EdgePosterior:
+    """The mode, Monte Carlo edge marginals and KL estimate of a tree latent (no gradient).
+
+    Args:
+        latent: the StructuredLatent.
+        theta: the structure's float32 scores.
+        num_samples: trees drawn per simulation for the marginals and the KL.
+        edge_types: maps a tree's edge mask (or marginals) to the ordered pairs' types.
+
+    Shapes:
+        - theta: ``(B, num_scores)``
+        - output: an EdgePosterior with ``(B, E, 2)`` tensors and ``kl`` ``(B,)``
+    """
+    with torch.autocast(device_type=theta.device.type, enabled=False):
+        mode = latent.mode(theta)
+        trees = latent.sample(theta, num_samples)
+        marginals = trees.z.mean(0)
+        kl = trees.kl().mean(0)
+    # an edge that no sampled tree holds gets the smallest positive probability
+    tiny = torch.finfo(marginals.dtype).tiny
+    log_probs = edge_types(marginals).clamp_min(tiny).log()
+    return EdgePosterior(log_probs, edge_types(mode), kl)
+
+
+class ArborescenceEdges(EdgeLatent):
+    r"""The interaction graph is one arborescence of the N particles (a directed tree).
+
+    The :class:`~catlight.latent.structured.Arborescence` numbers its directed edges
+    as NRI numbers the ordered pairs, so the encoder's score ``s_(i,j)`` is the score of
+    the edge ``i -> j`` (``i`` the parent). A sampled arborescence ``A`` gives the pair
+    ``(i, j)`` the types ``(1 - a_ij, a_ij)``: with ``skip_first`` messages flow from
+    each parent to its children only.
+
+    **ELBO.** As with :class:`SpanningTreeEdges`, the latent of the bound is the trace
+    ``tau`` of the algorithm (Chu-Liu/Edmonds), whose KL bounds that of the
+    arborescence from above. Arborescences are built by different numbers of traces,
+    so the prior is the trace distribution at zero scores (each step uniform over its
+    active set; see :meth:`~catlight.latent.structured.Arborescence.trace_kl`), and
+    :meth:`~catlight.latent.structured.StructuredSample.kl` estimates the KL without
+    bias on each sample; it joins the cost given to the estimator's ``objective``.
+
+    **Evaluation** (:meth:`posterior`): the mode is the arborescence the algorithm
+    builds without noise (the minimum arborescence of ``exp(-theta)``); the marginal
+    probability of each edge and the KL are Monte Carlo estimates over
+    ``num_marginal_samples`` sampled arborescences.
+
+    Args:
+        latent: a StructuredLatent whose structure is an Arborescence over N nodes.
+        num_marginal_samples: arborescences drawn per simulation by :meth:`posterior`.
+
+    Raises:
+        ValueError: if the structure is not an Arborescence, or ``num_marginal_samples``
+            is below 1; in forward, if the scores do not cover the ``N (N - 1)`` pairs.
+
+    Shapes:
+        - scores: ``(B, E, 1)``, ``E = N (N - 1)`` ordered pairs
+        - z: ``(S, B, E, 2)``
+    """
+
+    def __init__(self, latent: StructuredLatent, num_marginal_samples: int = 64) -> None:
+        super().__init__()
+        if not isinstance(latent.structure, Arborescence):
+            raise ValueError(
+                "ArborescenceEdges: the StructuredLatent needs structure Arborescence("
+                f"num_nodes=number of particles), got {type(latent.structure).__name__}"
+            )
+        if num_marginal_samples < 1:
+            raise ValueError(
+                f"ArborescenceEdges: num_marginal_samples must be >= 1, got {num_marginal_samples}"
+            )
+        self.latent = latent
+        self.num_types = 2
+        self.num_scores = 1
+        self.num_marginal_samples = num_marginal_samples
+        self.num_nodes = latent.structure.num_nodes
+
+    def extra_repr(self) -> str:
+        """Settings shown in the module's repr."""
+        return f"num_nodes={self.num_nodes}, num_marginal_samples={self.num_marginal_samples}"
+
+    def edge_scores(self, scores: Tensor) -> Tensor:
+        """The scores of the directed edges, in float32.
+
+        Shapes:
+            - scores: ``(B, E, 1)``
+            - output: ``(B, E)``
+
+        Raises:
+            ValueError: unless ``scores`` has shape ``(B, N (N - 1), 1)``.
+        """
+        num_pairs = self.num_nodes * (self.num_nodes - 1)
+        if scores.dim() != 3 or tuple(scores.shape[1:]) != (num_pairs, 1):
+            raise ValueError(
+                f"ArborescenceEdges: scores must have shape (B, E, 1) = (B, {num_pairs}, 1) "
+                f"for Arborescence(num_nodes={self.num_nodes}), got {tuple(scores.shape)}; "
+                "num_nodes must be the number of particles"
+            )
+        return scores.squeeze(-1).float()
+
+    @staticmethod
+    def edge_types(edge_mask: Tensor) -> Tensor:
+        """Types of the ordered pairs: ``(1 - a_ij, a_ij)``.
+
+        Shapes:
+            - edge_mask: ``(*shape, E)``, 0/1 (or a probability) per directed edge
+            - output: ``(*shape, E, 2)``
+        """
+        return torch.stack([1 - edge_mask, edge_mask], -1)
+
+    def forward(self, scores: Tensor) -> EdgeSample:
+        """Sample arborescences with the latent's estimator. See :class:`EdgeLatent`."""
+        sample = self.latent(self.edge_scores(scores))
+        return _TreeSample(sample, self.edge_types(sample.z))
+
+    @torch.no_grad()
+    def posterior(self, scores: Tensor) -> EdgePosterior:
+        """Noise-free arborescence, Monte Carlo edge marginals and KL estimate."""
+        theta = self.edge_scores(scores)
+        return _tree_posterior(self.latent, theta, self.num_marginal_samples, self.edge_types)
 
 
 class _TreeSample(EdgeSample):

@@ -240,6 +240,11 @@ class NRI(BaseTask):
         return posterior.log_probs, posterior.mode.unsqueeze(0)
 
     @override
+    def training_loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """The mean of :meth:`loss` over the batch's simulations (a scalar)."""
+        return self.loss(batch[0])[0].mean()
+
+    @override
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         trajectories = batch[0]
         loss, kl = self.loss(trajectories)

@@ -30,10 +30,16 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Graph", "ParticleSystem", "System", "random_spanning_trees"]
+__all__ = [
+    "Graph",
+    "ParticleSystem",
+    "System",
+    "random_arborescences",
+    "random_spanning_trees",
+]
 
 System = Literal["springs", "charged"]
-Graph = Literal["random", "tree"]
+Graph = Literal["random", "tree", "directed_tree"]
 
 _INTERACTION_STRENGTH = {"springs": 0.1, "charged": 1.0}
 _POSITION_STD = {"springs": 0.5, "charged": 1.0}
@@ -52,7 +58,9 @@ class ParticleSystem:
             +-1 interacting by Coulomb forces).
         num_particles: particles per simulation (at least 2).
         graph: how springs are placed: ``"random"`` joins each pair with probability
-            1/2, ``"tree"`` draws a uniformly random spanning tree over the particles.
+            1/2, ``"tree"`` draws a uniformly random spanning tree over the particles,
+            ``"directed_tree"`` a uniformly random arborescence rooted at particle 0
+            whose springs pull only the child of each edge (the parent leads).
             Charged systems have every pair interacting (``"random"`` only).
         dt: integration step.
         box_size: walls at ``+-box_size`` on both axes (``float("inf")``: no walls).
@@ -74,11 +82,13 @@ class ParticleSystem:
         name = type(self).__name__
         if self.system not in _INTERACTION_STRENGTH:
             raise ValueError(f"{name}: system must be 'springs' or 'charged', got {self.system!r}")
-        if self.graph not in ("random", "tree"):
-            raise ValueError(f"{name}: graph must be 'random' or 'tree', got {self.graph!r}")
-        if self.graph == "tree" and self.system != "springs":
+        if self.graph not in ("random", "tree", "directed_tree"):
             raise ValueError(
-                f"{name}: graph='tree' needs system='springs' (every pair of charges "
+                f"{name}: graph must be 'random', 'tree' or 'directed_tree', got {self.graph!r}"
+            )
+        if self.graph != "random" and self.system != "springs":
+            raise ValueError(
+                f"{name}: graph={self.graph!r} needs system='springs' (every pair of charges "
                 f"interacts), got system={self.system!r}"
             )
         if self.num_particles < 2:
@@ -138,6 +148,10 @@ class ParticleSystem:
             charges = np.where(rng.random((num_simulations, n)) < 0.5, -1.0, 1.0)
             products = charges[:, :, None] * charges[:, None, :] * off_diagonal
             return self.interaction_strength * products, (products > 0).astype(np.int64)
+        if self.graph == "directed_tree":
+            parent_of = random_arborescences(num_simulations, n, rng)
+            coupling = -self.interaction_strength * parent_of.transpose(0, 2, 1)
+            return coupling, parent_of.astype(np.int64)
         if self.graph == "tree":
             adjacency = random_spanning_trees(num_simulations, n, rng)
         else:
@@ -377,15 +391,56 @@ def random_spanning_trees(
         >>> trees.sum((1, 2)).tolist()  # 3 edges, each stored in both directions
         [6, 6, 6]
     """
-    graphs = np.arange(num_graphs)
-    adjacency = np.zeros((num_graphs, num_vertices, num_vertices), dtype=bool)
-    visited = np.zeros((num_graphs, num_vertices), dtype=bool)
-    current = rng.integers(0, num_vertices, num_graphs)
+    start = rng.integers(0, num_vertices, num_graphs)
+    parent_of = _first_entrance_trees(start, num_vertices, rng)
+    return parent_of | parent_of.transpose(0, 2, 1)
+
+
+def random_arborescences(
+    num_graphs: int, num_vertices: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Uniformly random arborescences rooted at vertex 0 (Aldous-Broder from the root).
+
+    The random walk of :func:`random_spanning_trees`, started at vertex 0: the edge by
+    which it first enters a vertex points from its parent to it, and the first-entrance
+    tree is uniform over the ``n^(n-2)`` spanning trees, each oriented away from the root.
+
+    Args:
+        num_graphs: ``S``, independent arborescences.
+        num_vertices: ``N``, vertices per arborescence (at least 2).
+        rng: the random generator.
+
+    Returns:
+        Boolean matrices, ``[s, i, j]`` true when ``i`` is the parent of ``j``: every
+        vertex but 0 has one parent.
+
+    Shapes:
+        - output: ``(S, N, N)``, zero diagonal, zero column 0
+    """
+    return _first_entrance_trees(np.zeros(num_graphs, dtype=np.int64), num_vertices, rng)
+
+
+def _first_entrance_trees(
+    start: np.ndarray, num_vertices: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The random walks' first-entrance edges, ``[s, i, j]`` true when ``i`` is ``j``'s parent.
+
+    Every graph's walk starts at its ``start`` vertex and moves to a uniformly chosen
+    other vertex at each step, all graphs at once, until it has visited every vertex.
+
+    Shapes:
+        - start: ``(S,)`` int64
+        - output: ``(S, N, N)`` bool
+    """
+    graphs = np.arange(start.shape[0])
+    parent_of = np.zeros((start.shape[0], num_vertices, num_vertices), dtype=bool)
+    visited = np.zeros((start.shape[0], num_vertices), dtype=bool)
+    current = start
     visited[graphs, current] = True
     while not visited.all():
-        following = (current + rng.integers(1, num_vertices, num_graphs)) % num_vertices
+        following = (current + rng.integers(1, num_vertices, start.shape[0])) % num_vertices
         entered = ~visited[graphs, following]
-        adjacency[graphs[entered], current[entered], following[entered]] = True
+        parent_of[graphs[entered], current[entered], following[entered]] = True
         visited[graphs, following] = True
         current = following
-    return adjacency | adjacency.transpose(0, 2, 1)
+    return parent_of

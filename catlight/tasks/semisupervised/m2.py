@@ -238,21 +238,41 @@ class SemiSupervisedVAE(BaseTask):
             )
         self.classification_weight = 0.1 * data.num_train_examples / data.num_labeled
 
-    @override
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_terms(self, batch: tuple[Tensor, Tensor, Tensor]) -> dict[str, Tensor]:
+        """The training loss of a batch and its three parts, scalars.
+
+        Keys: ``loss`` = ``unlabeled_neg_elbo + labeled_neg_elbo + alpha *
+        cross_entropy``, and those three (batch means).
+
+        Raises:
+            ValueError: if ``alpha`` was None and not resolved at fit setup.
+        """
         if self.classification_weight is None:
             raise ValueError("SemiSupervisedVAE: alpha is None and was not resolved at fit setup")
         unlabeled, labeled, labels = batch
         unlabeled_loss = self.unlabeled_loss(unlabeled).mean()
         labeled_neg_elbo = self.labeled_neg_elbo(labeled, labels).mean()
-        log_probs = self.label_log_probs(labeled)
-        cross_entropy = F.nll_loss(log_probs, labels)
+        cross_entropy = F.nll_loss(self.label_log_probs(labeled), labels)
         loss = unlabeled_loss + labeled_neg_elbo + self.classification_weight * cross_entropy
-        self.log("train/loss", loss.detach(), prog_bar=True)
-        self.log("train/unlabeled_neg_elbo", unlabeled_loss.detach())
-        self.log("train/labeled_neg_elbo", labeled_neg_elbo.detach())
-        self.log("train/cross_entropy", cross_entropy.detach())
-        return loss
+        return {
+            "loss": loss,
+            "unlabeled_neg_elbo": unlabeled_loss,
+            "labeled_neg_elbo": labeled_neg_elbo,
+            "cross_entropy": cross_entropy,
+        }
+
+    @override
+    def training_loss(self, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """The ``loss`` of :meth:`training_terms`."""
+        return self.training_terms(batch)["loss"]
+
+    @override
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        terms = self.training_terms(batch)
+        self.log("train/loss", terms["loss"].detach(), prog_bar=True)
+        for name in ("unlabeled_neg_elbo", "labeled_neg_elbo", "cross_entropy"):
+            self.log(f"train/{name}", terms[name].detach())
+        return terms["loss"]
 
     @override
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -159,8 +159,13 @@ class CategoricalVAE(BaseTask):
         return torch.sigmoid(self.decode(sample_categories(prior, 1))[0])
 
     @override
+    def training_loss(self, batch: tuple[Tensor, ...]) -> Tensor:
+        """The mean negative ELBO estimate of the batch's images (a scalar)."""
+        return self.loss(batch[0]).mean()
+
+    @override
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        loss = self.loss(batch[0]).mean()
+        loss = self.training_loss(batch)
         if writes_logs(self.trainer, self.global_step + 1):
             self.log("train/neg_elbo", loss.detach(), prog_bar=True)
         return loss

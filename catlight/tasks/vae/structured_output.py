@@ -153,8 +153,13 @@ class StructuredOutputPrediction(BaseTask):
         return torch.cat([top.float(), bottom], -1)
 
     @override
+    def training_loss(self, batch: tuple[Tensor, ...]) -> Tensor:
+        """The mean of :meth:`loss` over the batch's images (a scalar)."""
+        return self.loss(batch[0]).mean()
+
+    @override
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        loss = self.loss(batch[0]).mean()
+        loss = self.training_loss(batch)
         self.log("train/loss", loss.detach(), prog_bar=True)
         return loss
 

@@ -3,31 +3,48 @@
 The trace of a recursive argmin depends on the ordering of the perturbations only, and
 every ordering has positive probability, so running the algorithm on all ``n!``
 orderings (here the ranks ``1..n`` permuted) finds every trace of positive probability.
+Items no step can choose (an arborescence's edges into the root) keep the last ranks, so
+K4's arborescences take ``9!`` orderings, not ``12!``.
 This does not use ``log_prob``, so tests can check that the traces' probabilities sum to 1.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 
 import torch
 
-from catlight.latent.structured import Structure, Trace
+from catlight.latent.structured import Arborescence, Structure, Trace
 
 
 def all_traces(structure: Structure) -> Trace:
     """The distinct traces, stacked along a leading dimension ``U``."""
-    num_items = structure.num_scores
-    orderings = torch.tensor(list(itertools.permutations(range(1, num_items + 1))))
-    traces = structure.trace(orderings.float())
-    keys = {}
-    for index in range(orderings.shape[0]):
-        key = (
-            tuple(traces.selected[index].tolist()),
-            tuple(traces.active[index].flatten().tolist()),
-        )
-        keys.setdefault(key, index)
-    return traces[torch.tensor(sorted(keys.values()))]
+    return _traces_of(type(structure), structure.extra_repr(), structure)
+
+
+@functools.lru_cache(maxsize=8)
+def _traces_of(kind: type, settings: str, structure: Structure) -> Trace:
+    """:func:`all_traces`, kept for structures of the same class and settings."""
+    free = _free_items(structure)
+    orderings = torch.arange(1.0, structure.num_scores + 1).repeat(math.factorial(len(free)), 1)
+    ranks = torch.tensor(list(itertools.permutations(range(1, len(free) + 1))), dtype=torch.float)
+    orderings[:, free] = ranks
+    traces = structure.trace(orderings)
+    keys = torch.cat([traces.selected, traces.active.flatten(-2).long()], -1)
+    _, inverse = torch.unique(keys, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(inverse)).scatter_reduce(
+        0, inverse, torch.arange(len(inverse)), "amin"
+    )
+    return traces[first.sort().values]
+
+
+def _free_items(structure: Structure) -> torch.Tensor:
+    """The items some step may choose; the others (edges into a root) rank last."""
+    if isinstance(structure, Arborescence):
+        return (structure.edges[1] != structure.root).nonzero().squeeze(-1)
+    return torch.arange(structure.num_scores)
 
 
 def structure_keys(structure: Structure, trace: Trace) -> list[tuple[float, ...]]:

@@ -6,6 +6,7 @@ from jsonargparse import ArgumentParser
 
 from catlight.latent import LeaveOneOut
 from catlight.latent.structured import (
+    Arborescence,
     BinaryTree,
     MLPCritic,
     Permutation,
@@ -23,6 +24,7 @@ ENCODINGS = [
     (Permutation(6), (6, 6)),
     (SpanningTree(4), (6,)),
     (BinaryTree(6), (6, 6)),
+    (Arborescence(4), (12,)),
 ]
 
 

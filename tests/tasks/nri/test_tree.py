@@ -23,6 +23,7 @@ from catlight.tasks.nri import NRI
 from catlight.tasks.nri.edge_latents import IndependentEdges, SpanningTreeEdges
 from catlight.tasks.nri.graph import fully_connected_edge_index
 from tests.latent.structured.enumeration import all_traces
+from tests.tasks.nri.tree_helpers import fit_on_tiny_data, replicated_gradients
 
 REPO = Path(__file__).resolve().parents[3]
 TREE_CONFIGS = sorted((REPO / "configs" / "nri" / "tree").glob("*.yaml"))
@@ -128,13 +129,7 @@ def test_negative_elbo_gradient_is_unbiased_by_enumeration(estimator):
     kl_weight = 0.5
     scores = torch.tensor([0.3, -0.7, 1.1, 0.2, -0.4, 0.9, 0.0, -1.3, 0.6, 0.5, -0.2, 0.8])
 
-    replicates = 20000
-    leaf = scores.view(1, 12, 1).repeat(replicates, 1, 1).requires_grad_()
-    sample = adapter(leaf)
-    loss, _ = sample.negative_elbo(sample.z[..., 1] @ weights, kl_weight)
-    (grads,) = torch.autograd.grad(loss.sum(), leaf)
-    grads = grads.squeeze(-1)
-    mean, error = grads.mean(0), grads.std(0) / math.sqrt(replicates)
+    mean, error = replicated_gradients(adapter, scores, weights, kl_weight)
 
     exact_scores = scores.clone().requires_grad_()
     theta = adapter.tree_scores(exact_scores.view(1, 12, 1))[0]
@@ -229,20 +224,7 @@ def test_tree_configs_differ_only_in_the_latent():
 
 @pytest.mark.parametrize("path", TREE_CONFIGS, ids=[path.stem for path in TREE_CONFIGS])
 def test_tree_config_trains_a_step_on_tiny_tree_data(path, run_cli, tmp_path):
-    settings = {
-        "data_dir": tmp_path / "particles",
-        "num_train": 8,
-        "num_valid": 4,
-        "num_test": 4,
-        "train_steps": 10,
-        "test_steps": 20,
-        "batch_size": 4,
-    }
-    args = [item for key, value in settings.items() for item in (f"--data.{key}", str(value))]
-    cli = run_cli(
-        "fit", "--config", str(path), "--trainer.fast_dev_run", "1", *args,
-        "--model.num_timesteps", "10",
-    )  # fmt: skip
+    cli = fit_on_tiny_data(run_cli, path, tmp_path)
     assert cli.datamodule.physics.graph == "tree"
     expected = SpanningTreeEdges if "spanning_tree" in path.name else IndependentEdges
     assert isinstance(cli.model.edge_latent, expected)

@@ -70,10 +70,9 @@ def test_actor_critic_outputs_num_scores_and_starts_near_uniform(parameterizatio
     assert scores.shape == (7, 1, num_scores) and values.shape == (7,)
     log_probs, _ = model.policy(observations)
     # the policy head is initialised with gain 0.01: close to the policy of zero scores,
-    # uniform for softmax, (1/4, 1/4, 1/2) for catnat's tree over three actions
+    # uniform for both parameterizations
     at_zero = model.latent.log_probs(torch.zeros(1, 1, num_scores)).exp()[:, 0]
-    expected = [1 / 3] * 3 if isinstance(parameterization, Softmax) else [0.25, 0.25, 0.5]
-    torch.testing.assert_close(at_zero, torch.tensor([expected]))
+    torch.testing.assert_close(at_zero, torch.full((1, 3), 1 / 3))
     torch.testing.assert_close(log_probs.exp()[:, 0], at_zero.expand(7, 3), atol=0.02, rtol=0)
     actions, action_log_probs, action_values = model.act(observations)
     assert actions.shape == (7, 1) and action_log_probs.shape == action_values.shape == (7,)
