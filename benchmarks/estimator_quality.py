@@ -29,11 +29,13 @@ from catlight.latent import (
     GappedStraightThrough,
     GumbelRao,
     GumbelSoftmax,
+    IndeCateR,
     LeaveOneOut,
     Reinforce,
     ReinMax,
     StraightThrough,
     StraightThroughGumbelSoftmax,
+    UnorderedSet,
 )
 
 UNBIASED_LEVEL = 0.001  # false-alarm rate of the "unbiased?" column, per row
@@ -111,7 +113,10 @@ class EstimatorSpec:
 
 
 def gradient_estimators(evaluations: int) -> list[EstimatorSpec]:
-    """The estimators of table 1, each with ``evaluations`` samples."""
+    """The estimators of table 1, each with ``evaluations`` samples.
+
+    But IndeCateR: one sample, N K evaluations; UnorderedSet: at most 8.
+    """
     n = evaluations
     return [
         EstimatorSpec("GumbelSoftmax(0.5)", lambda: GumbelSoftmax(tau=0.5, num_samples=n)),
@@ -126,6 +131,8 @@ def gradient_estimators(evaluations: int) -> list[EstimatorSpec]:
         EstimatorSpec("Reinforce", lambda: Reinforce(num_samples=n)),
         EstimatorSpec("LeaveOneOut", lambda: LeaveOneOut(n)),
         EstimatorSpec("CARMS", lambda: CARMS(n)),
+        EstimatorSpec("UnorderedSet", lambda: UnorderedSet(min(n, 8))),
+        EstimatorSpec("IndeCateR(1)", lambda: IndeCateR(1)),
         EstimatorSpec("Exact", Exact),
     ]
 
@@ -177,6 +184,8 @@ def gradient_row(
         replicates = 1  # deterministic: one estimate is the whole story
         evaluations = problem.num_categories**problem.toy.num_variables
         estimator = Exact(max_configurations=max(estimator.max_configurations, evaluations))
+    elif isinstance(estimator, IndeCateR):
+        evaluations = estimator.num_samples * problem.toy.num_variables * problem.num_categories
     else:
         evaluations = estimator.num_samples
     estimates = replicate_gradients(problem, estimator, replicates, device)

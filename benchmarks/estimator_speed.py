@@ -22,7 +22,17 @@ import torch.nn.functional as F
 from _common import PARAMETERIZATIONS, Preset, markdown
 from torch import Tensor
 
-from catlight.latent import ESTIMATORS, DiscreteLatent, Estimator, Exact, GumbelSoftmax
+from catlight.latent import (
+    ESTIMATORS,
+    DiscreteLatent,
+    Estimator,
+    Exact,
+    GumbelSoftmax,
+    IndeCateR,
+)
+
+# IndeCateR cells with more cost evaluations per example than this are not timed
+_MAX_INDECATER_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,13 @@ def time_interleaved(
 
 
 def speed_estimators() -> list[tuple[str, Callable[[], Estimator]]]:
-    """Table 2's estimators: the registry's, class defaults but n = 4 for score functions."""
+    """Table 2's estimators: the registry's, class defaults but n = 4 for score functions.
+
+    IndeCateR keeps one sample: each costs N K evaluations.
+    """
     rows: list[tuple[str, Callable[[], Estimator]]] = []
     for entry in ESTIMATORS.values():
-        if entry.pathwise or entry.cls is Exact:
+        if entry.pathwise or entry.cls in (Exact, IndeCateR):
             rows.append((entry.cls.__name__, entry.cls))
         else:
             rows.append((f"{entry.cls.__name__}(4)", functools.partial(entry.cls, num_samples=4)))
@@ -136,11 +149,7 @@ def speed_table(args: argparse.Namespace, preset: Preset, device: torch.device) 
             estimator = build()
             skipped = _skip_reason(estimator, num_variables, num_categories)
             by_name = {} if skipped else {n: timings[f"{label}/{n}"] for n in PARAMETERIZATIONS}
-            num_samples = (
-                num_categories**num_variables
-                if isinstance(estimator, Exact)
-                else estimator.num_samples
-            )
+            num_samples = _rows_per_example(estimator, num_variables, num_categories)
             rows.append(SpeedRow(num_categories, label, num_samples, by_name, skipped))
 
     header = [
@@ -188,8 +197,9 @@ def speed_table(args: argparse.Namespace, preset: Preset, device: torch.device) 
         f"{preset.max_repeats}): cells with fewer than {preset.max_repeats} are slow ones "
         "measured with fewer repeats.",
         "S = samples per example (cost evaluations). Default estimator settings (tau = 1, "
-        "one sample) except n = 4 for Reinforce, LeaveOneOut and CARMS (CARMS with its "
-        "default 8 orderings). The baseline draws one sample from K logits at tau = 1.",
+        "one sample) except n = 4 for Reinforce, LeaveOneOut, CARMS (with its default 8 "
+        "orderings) and UnorderedSet (k = 4); IndeCateR's one sample is N K rows. The "
+        "baseline draws one sample from K logits at tau = 1.",
     ]
     if device.type == "cpu":
         notes.append(
@@ -210,8 +220,22 @@ def _ms(timing: Timing) -> str:
     return f"{milliseconds:.0f}" if milliseconds >= 100 else f"{milliseconds:.3g}"
 
 
+def _rows_per_example(estimator: Estimator, num_variables: int, num_categories: int) -> int:
+    """S, the cost evaluations per example: K^N for Exact, n N K for IndeCateR."""
+    if isinstance(estimator, Exact):
+        return num_categories**num_variables
+    if isinstance(estimator, IndeCateR):
+        return estimator.num_samples * num_variables * num_categories
+    return estimator.num_samples
+
+
 def _skip_reason(estimator: Estimator, num_variables: int, num_categories: int) -> str:
-    """Why a cell is not timed ("" when it is): Exact over too many configurations."""
+    """Why a cell is not timed ("" when it is): Exact or IndeCateR with too many rows."""
+    if isinstance(estimator, IndeCateR):
+        rows = _rows_per_example(estimator, num_variables, num_categories)
+        if rows <= _MAX_INDECATER_ROWS:
+            return ""
+        return f"skipped: n N K = {rows} cost evaluations per example > {_MAX_INDECATER_ROWS}"
     if not isinstance(estimator, Exact):
         return ""
     if num_categories**num_variables <= estimator.max_configurations:

@@ -23,11 +23,13 @@ from catlight.latent import (
     GappedStraightThrough,
     GumbelRao,
     GumbelSoftmax,
+    IndeCateR,
     Parameterization,
     Reinforce,
     ReinMax,
     Softmax,
     StraightThroughGumbelSoftmax,
+    UnorderedSet,
 )
 
 
@@ -56,6 +58,8 @@ class EstimatorExample:
         """S, the leading dimension of ``z``."""
         if self.cls is Exact:
             return num_categories**num_variables
+        if self.cls is IndeCateR:
+            return self.build().num_samples * num_variables * num_categories
         return self.build().num_samples
 
     @property
@@ -91,6 +95,9 @@ EXAMPLES: list[EstimatorExample] = [
 UNBIASED_SAMPLING = [ex for ex in EXAMPLES if ex.unbiased and ex.cls is not Exact]
 PATHWISE = [ex for ex in EXAMPLES if ex.pathwise]
 SAMPLING = [ex for ex in EXAMPLES if ex.cls is not Exact]
+# estimators whose every row of z is marginally a draw from q: not IndeCateR (rows with
+# a variable set to each category in turn) nor UnorderedSet (draws without replacement)
+MARGINAL_SAMPLING = [ex for ex in SAMPLING if ex.cls not in (IndeCateR, UnorderedSet)]
 
 
 def _catnat_sigmoid() -> Catnat:

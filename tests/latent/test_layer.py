@@ -11,13 +11,16 @@ from catlight.latent import (
     DiscreteLatent,
     Estimator,
     Exact,
+    IndeCateR,
     LatentSample,
     LeaveOneOut,
     ReinMax,
     RelaxedEstimator,
     Softmax,
+    UnorderedSet,
 )
-from tests.latent.registry import EXAMPLES, PARAMETERIZATIONS, SAMPLING
+from tests.latent.registry import EXAMPLES, MARGINAL_SAMPLING, PARAMETERIZATIONS
+from tests.latent.without_replacement import set_probability
 
 BATCH, NUM_VARIABLES = 4, 3
 
@@ -48,10 +51,28 @@ def decoder_cost(decoder, z):
 
 
 def expected_value(example, out, cost):
-    """What ``objective(cost)`` must equal: the mean cost, or the exact expectation."""
+    """What ``objective(cost)`` must equal: an estimate of E[cost] named by the estimator.
+
+    The mean cost; the exact expectation (Exact); the average over every substituted
+    row weighted by the substituted category's probability (IndeCateR); the sum of
+    ``q(s) R(S, s) f(s)`` over the set, enumerating its orders (UnorderedSet).
+    """
+    joint = (out.z * out.probs).sum(-1).prod(-1)  # q(config), shape (S, *batch)
     if example.cls is Exact:
-        joint = (out.z * out.probs).sum(-1).prod(-1)  # q(config), shape (S, *batch)
         return (joint * cost).sum(0)
+    if example.cls is IndeCateR:
+        row_probs = out.probs.flatten(-2).movedim(-1, 0)  # (N K, *batch)
+        num_samples = cost.shape[0] // row_probs.shape[0]
+        row_probs = row_probs.repeat(num_samples, *[1] * (row_probs.dim() - 1))
+        return (row_probs * cost).sum(0) / (num_samples * out.probs.shape[-2])
+    if example.cls is UnorderedSet:
+        weights = []  # q(s) R(S, s), shape (batch, k), batch flattened
+        for q in joint.flatten(1).T.tolist():
+            members = range(len(q))
+            whole = set_probability(q, members)
+            others = [[t for t in members if t != s] for s in members]
+            weights.append([q[s] * set_probability(q, others[s], [s]) / whole for s in members])
+        return (torch.tensor(weights).T.reshape(cost.shape) * cost).sum(0)
     return cost.mean(0)
 
 
@@ -242,7 +263,7 @@ def test_layer_kl_and_entropy_shapes(example, param_name, num_categories):
     assert (entropy >= -1e-6).all() and (entropy <= math.log(num_categories) + 1e-5).all()
 
 
-@pytest.mark.parametrize("example", SAMPLING, ids=lambda ex: ex.id)
+@pytest.mark.parametrize("example", MARGINAL_SAMPLING, ids=lambda ex: ex.id)
 @pytest.mark.parametrize("param_name", ["softmax", "catnat"])
 def test_layer_every_sample_is_marginally_distributed_as_q(example, param_name):
     # Each of the S samples (antithetic ones included) must be marginally Cat(q).

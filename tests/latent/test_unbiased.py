@@ -151,3 +151,20 @@ def test_unbiased_estimator_with_distinct_examples_in_extra_batch_dims(example):
         exact = enumerated_gradient(layer.parameterization, scores[index], weights)
         excess, mean = max_excess(estimates[:, index], exact)
         assert excess < Z_BOUND, (index, mean, exact)
+
+
+@pytest.mark.parametrize("example", UNBIASED_SAMPLING, ids=lambda ex: ex.id)
+def test_unbiased_estimator_value_is_an_unbiased_estimate_of_the_expected_cost(example):
+    # objective's value (not only its gradient) estimates E[f]: the mean cost for most,
+    # a weighted sum for IndeCateR and UnorderedSet; |mean - exact| < Z_BOUND SE
+    layer, scores, weights = problem(example.build, "softmax", 3, 3, 2)
+    replicates = 4000
+    out = layer(scores.expand(replicates, *scores.shape))
+    with torch.no_grad():
+        values = out.objective(coupled_cost(out.z, weights))
+        configs = torch.tensor(list(itertools.product(range(3), repeat=3)))
+        z = torch.nn.functional.one_hot(configs, 3).float()
+        log_joint = out.log_probs[0][torch.arange(3), configs].sum(-1)
+        exact = (log_joint.exp() * coupled_cost(z, weights)).sum()
+    stderr = values.std() / replicates**0.5
+    assert (values.mean() - exact).abs() < Z_BOUND * stderr + 1e-6, (values.mean(), exact)

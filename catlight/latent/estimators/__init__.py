@@ -5,6 +5,7 @@ from catlight.latent.estimators.carms import CARMS
 from catlight.latent.estimators.exact import Exact
 from catlight.latent.estimators.gapped import GappedStraightThrough
 from catlight.latent.estimators.gumbel_rao import GumbelRao
+from catlight.latent.estimators.indecater import IndeCateR
 from catlight.latent.estimators.registry import ESTIMATORS, EstimatorEntry, estimator_entry
 from catlight.latent.estimators.relaxed import (
     GumbelSoftmax,
@@ -14,6 +15,7 @@ from catlight.latent.estimators.relaxed import (
     StraightThroughGumbelSoftmax,
 )
 from catlight.latent.estimators.score import LeaveOneOut, Reinforce
+from catlight.latent.estimators.unordered_set import UnorderedSet
 
 __all__ = [
     "CARMS",
@@ -24,6 +26,7 @@ __all__ = [
     "GappedStraightThrough",
     "GumbelRao",
     "GumbelSoftmax",
+    "IndeCateR",
     "LeaveOneOut",
     "MultiSampleEstimator",
     "ReinMax",
@@ -31,6 +34,7 @@ __all__ = [
     "RelaxedEstimator",
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
+    "UnorderedSet",
     "estimator_entry",
     "sample_categories",
 ]

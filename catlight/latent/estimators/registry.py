@@ -10,8 +10,8 @@ Adding an estimator is one module in this package and one entry here.
 Example::
 
     >>> from catlight.latent.estimators import ESTIMATORS, estimator_entry
-    >>> list(ESTIMATORS)
-    ['gs', 'st_gs', 'st', 'reinmax', 'gr', 'gst', 'reinforce', 'loo', 'carms', 'exact']
+    >>> list(ESTIMATORS)[:4]
+    ['gs', 'st_gs', 'st', 'reinmax']
     >>> entry = estimator_entry("loo")
     >>> entry.display_name, entry.unbiased, entry.has_temperature
     ('LeaveOneOut', True, False)
@@ -31,6 +31,7 @@ from catlight.latent.estimators.carms import CARMS
 from catlight.latent.estimators.exact import Exact
 from catlight.latent.estimators.gapped import GappedStraightThrough
 from catlight.latent.estimators.gumbel_rao import GumbelRao
+from catlight.latent.estimators.indecater import IndeCateR
 from catlight.latent.estimators.relaxed import (
     GumbelSoftmax,
     ReinMax,
@@ -39,6 +40,7 @@ from catlight.latent.estimators.relaxed import (
     StraightThroughGumbelSoftmax,
 )
 from catlight.latent.estimators.score import LeaveOneOut, Reinforce
+from catlight.latent.estimators.unordered_set import UnorderedSet
 
 __all__ = ["ESTIMATORS", "EstimatorEntry", "estimator_entry"]
 
@@ -98,6 +100,10 @@ _ENTRIES = (
     EstimatorEntry("loo", LeaveOneOut, {"num_samples": 4}, "LeaveOneOut", unbiased=True),
     EstimatorEntry("carms", CARMS, {"num_samples": 4}, "CARMS", unbiased=True),
     EstimatorEntry("exact", Exact, {}, "Exact", unbiased=True),
+    EstimatorEntry("indecater", IndeCateR, {"num_samples": 1}, "IndeCateR", unbiased=True),
+    EstimatorEntry(
+        "unordered_set", UnorderedSet, {"num_samples": 4}, "UnorderedSet", unbiased=True
+    ),
 )
 ESTIMATORS: Mapping[str, EstimatorEntry] = MappingProxyType({e.name: e for e in _ENTRIES})
 """Every estimator by short name, in the order tables list them."""
