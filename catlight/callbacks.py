@@ -108,8 +108,7 @@ class LogImages(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx == 0 and dataloader_idx == 0:
-            self._first_batches["val"] = batch
+        self._keep_first_batch("val", batch, batch_idx, dataloader_idx)
 
     @override
     def on_test_batch_end(
@@ -121,8 +120,7 @@ class LogImages(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx == 0 and dataloader_idx == 0:
-            self._first_batches["test"] = batch
+        self._keep_first_batch("test", batch, batch_idx, dataloader_idx)
 
     @override
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -131,6 +129,12 @@ class LogImages(Callback):
     @override
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log(trainer, pl_module, "test")
+
+    def _keep_first_batch(
+        self, stage: str, batch: Any, batch_idx: int, dataloader_idx: int
+    ) -> None:
+        if batch_idx == 0 and dataloader_idx == 0:
+            self._first_batches[stage] = batch
 
     def _log(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         batch = self._first_batches.pop(stage, None)
