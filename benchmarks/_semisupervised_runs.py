@@ -72,13 +72,16 @@ def supervised_only_row(
     """The config's q(y|x) network, same initialisation, trained on the labeled batches only.
 
     Cross-entropy on the same 100 labeled images (same batches, same binarization),
-    for as many steps as the semi-supervised rows, with the same optimizer.
+    for as many steps as the semi-supervised rows, with the same optimizer (the
+    task's own, built on all its parameters; only the classifier's get gradients).
     """
     cli = build(config, args, overrides)
     model, data = cli.model, cli.datamodule
     device = torch.device("cuda" if args.accelerator in ("gpu", "cuda") else "cpu")
     model.to(device)
-    optimizer = torch.optim.Adam(model.classifier.parameters(), lr=model.learning_rate)
+    optimizer = model.configure_optimizers()
+    if isinstance(optimizer, dict):
+        optimizer = optimizer["optimizer"]
     loader = data.train_dataloader()
     batches = (batch for _ in range(steps) for batch in loader)  # epochs until enough steps
     for _, (_, labeled, labels) in zip(range(steps), batches, strict=False):
