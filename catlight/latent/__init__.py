@@ -3,6 +3,7 @@
 from catlight.latent.estimators import (
     CARMS,
     ESTIMATORS,
+    DisARMTree,
     Estimator,
     EstimatorEntry,
     Exact,
@@ -32,6 +33,7 @@ __all__ = [
     "CARMS",
     "ESTIMATORS",
     "Catnat",
+    "DisARMTree",
     "DiscreteLatent",
     "Estimator",
     "EstimatorEntry",

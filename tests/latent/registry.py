@@ -17,6 +17,7 @@ from catlight.latent import (
     CARMS,
     ESTIMATORS,
     Catnat,
+    DisARMTree,
     Estimator,
     EstimatorEntry,
     Exact,
@@ -85,6 +86,7 @@ MORE_EXAMPLES: list[EstimatorExample] = [
     ),
     EstimatorExample(CARMS, {"num_samples": 2}, unbiased=True),
     EstimatorExample(CARMS, {"num_samples": 4, "unbiased": False}),
+    EstimatorExample(DisARMTree, {"num_samples": 2}, unbiased=True),
     EstimatorExample(Exact, {"max_configurations": 1000}, unbiased=True),
 ]
 EXAMPLES: list[EstimatorExample] = [

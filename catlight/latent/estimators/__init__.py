@@ -2,6 +2,7 @@
 
 from catlight.latent.estimators.base import Estimator, MultiSampleEstimator, sample_categories
 from catlight.latent.estimators.carms import CARMS
+from catlight.latent.estimators.disarm_tree import DisARMTree
 from catlight.latent.estimators.exact import Exact
 from catlight.latent.estimators.gapped import GappedStraightThrough
 from catlight.latent.estimators.gumbel_rao import GumbelRao
@@ -20,6 +21,7 @@ from catlight.latent.estimators.unordered_set import UnorderedSet
 __all__ = [
     "CARMS",
     "ESTIMATORS",
+    "DisARMTree",
     "Estimator",
     "EstimatorEntry",
     "Exact",

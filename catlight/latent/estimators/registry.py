@@ -28,6 +28,7 @@ from typing import Any
 
 from catlight.latent.estimators.base import Estimator
 from catlight.latent.estimators.carms import CARMS
+from catlight.latent.estimators.disarm_tree import DisARMTree
 from catlight.latent.estimators.exact import Exact
 from catlight.latent.estimators.gapped import GappedStraightThrough
 from catlight.latent.estimators.gumbel_rao import GumbelRao
@@ -99,6 +100,7 @@ _ENTRIES = (
     ),
     EstimatorEntry("loo", LeaveOneOut, {"num_samples": 4}, "LeaveOneOut", unbiased=True),
     EstimatorEntry("carms", CARMS, {"num_samples": 4}, "CARMS", unbiased=True),
+    EstimatorEntry("disarm_tree", DisARMTree, {"num_samples": 4}, "DisARM-tree", unbiased=True),
     EstimatorEntry("exact", Exact, {}, "Exact", unbiased=True),
     EstimatorEntry("indecater", IndeCateR, {"num_samples": 1}, "IndeCateR", unbiased=True),
     EstimatorEntry(
