@@ -5,19 +5,21 @@ Trains ``configs/rl/taxi/ppo_<parameterization>.yaml`` (no masks) and
 collection, evaluation and update) exactly as ``catlight fit --config ...`` would
 (seeds 0, 1, ...; logging and checkpoints off), evaluating the argmax policy on the
 data module's 10 fixed-seed episodes before training and at every validation
-interval. Writes every point to ``docs/results/rl_taxi_masking.csv``, draws the mean
-curves with their min-max band to ``docs/results/rl_taxi_masking.png``, and prints
-the mean ± std over seeds at a few budgets. Runs ``--workers`` trainings at a time,
-each with ``torch.set_num_threads(1)``.
+interval. Writes every point to ``docs/results/rl_taxi_masking.csv`` (keeping the
+rows of the runs it did not repeat, so policies can be run one at a time), draws the
+mean curves with their min-max band to ``docs/results/rl_taxi_masking.png``, and
+prints the mean ± std over seeds at a few budgets. Runs ``--workers`` trainings at a
+time, each with ``torch.set_num_threads(1)``.
 
     python benchmarks/rl_masking.py                          # softmax, 3 seeds, 200k
-    python benchmarks/rl_masking.py --policies softmax catnat --total-env-steps 100000
+    python benchmarks/rl_masking.py --policies catnat        # adds catnat's runs
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import multiprocessing
 import shlex
 import statistics
@@ -75,13 +77,38 @@ def curve(variant: str, policy: str, seed: int, total_env_steps: int) -> dict:
 
 
 def write_csv(runs: list[dict], path: Path) -> None:
-    """One row per evaluation: variant, policy, seed, env steps, return."""
+    """One row per evaluation: variant, policy, seed, env steps, return, run's seconds."""
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["variant", "policy", "seed", "env_steps", "eval_return"])
+        writer.writerow(["variant", "policy", "seed", "env_steps", "eval_return", "run_seconds"])
         for run in runs:
+            seconds = "" if math.isnan(run["seconds"]) else f"{run['seconds']:.0f}"
             for steps, value in run["points"]:
-                writer.writerow([run["variant"], run["policy"], run["seed"], steps, f"{value:.2f}"])
+                row = [run["variant"], run["policy"], run["seed"], steps, f"{value:.2f}", seconds]
+                writer.writerow(row)
+
+
+def read_csv(path: Path) -> list[dict]:
+    """The runs of a CSV written by :func:`write_csv` (no file: none)."""
+    runs: dict[tuple, dict] = {}
+    if not path.exists():
+        return []
+    with path.open(newline="") as file:
+        for row in csv.DictReader(file):
+            key = (row["variant"], row["policy"], int(row["seed"]))
+            seconds = float(row.get("run_seconds") or "nan")
+            run = runs.setdefault(
+                key,
+                {
+                    "variant": key[0],
+                    "policy": key[1],
+                    "seed": key[2],
+                    "points": [],
+                    "seconds": seconds,
+                },
+            )
+            run["points"].append((int(row["env_steps"]), float(row["eval_return"])))
+    return list(runs.values())
 
 
 def plot(runs: list[dict], path: Path, command: str) -> None:
@@ -128,8 +155,9 @@ def table(runs: list[dict], budgets: list[int]) -> str:
             ]
             spread = statistics.stdev(values) if len(values) > 1 else float("nan")
             cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
-        seconds = statistics.mean(run["seconds"] for run in group)
-        rows.append([variant, policy, *cells, f"{seconds:.0f}"])
+        timed = [run["seconds"] for run in group if not math.isnan(run["seconds"])]
+        seconds = f"{statistics.mean(timed):.0f}" if timed else "—"
+        rows.append([variant, policy, *cells, seconds])
     header = [
         "Taxi-v4 PPO",
         "policy",
@@ -158,7 +186,15 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         runs = list(pool.map(curve, *zip(*jobs, strict=True)))
-    write_csv(runs, RESULTS / f"{args.output}.csv")
+    path = RESULTS / f"{args.output}.csv"
+    repeated = {(variant, policy, seed) for variant, policy, seed, _ in jobs}
+    kept = [
+        run
+        for run in read_csv(path)
+        if (run["variant"], run["policy"], run["seed"]) not in repeated
+    ]
+    runs = kept + runs
+    write_csv(runs, path)
     plot(runs, RESULTS / f"{args.output}.png", command)
     budgets = [
         args.total_env_steps // 8,
