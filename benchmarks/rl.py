@@ -47,6 +47,8 @@ TARGETS = {
     "cartpole": ("CartPole-v1", 475, "rl-zoo PPO: 500 at 100k"),
     "acrobot": ("Acrobot-v1", -100, "CleanRL PPO: -86 at 500k"),
     "lunarlander": ("LunarLander-v3", 200, "rl-zoo PPO: 242 at 1M"),
+    # continuous LunarLander, actions binned to MultiDiscrete([5, 3]): no published figure
+    "lunarlander_multidiscrete": ("LunarLanderContinuous, [5, 3] bins", 200, "as LunarLander"),
 }
 
 
@@ -173,7 +175,7 @@ def returns_table(preset: Preset, root_dir: str) -> str:
     rows = []
     for env in preset.envs:
         env_id, target, published = TARGETS[env]
-        if env == "lunarlander" and importlib.util.find_spec("Box2D") is None:
+        if env.startswith("lunarlander") and importlib.util.find_spec("Box2D") is None:
             print(f"skipping {env_id}: Box2D is not installed", file=sys.stderr)
             continue
         config = yaml.safe_load(config_path(env, "softmax").read_text())
