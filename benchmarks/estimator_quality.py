@@ -23,6 +23,7 @@ from torch import Tensor
 
 from catlight.latent import (
     CARMS,
+    DisARMTree,
     DiscreteLatent,
     Estimator,
     Exact,
@@ -115,7 +116,8 @@ class EstimatorSpec:
 def gradient_estimators(evaluations: int) -> list[EstimatorSpec]:
     """The estimators of table 1, each with ``evaluations`` samples.
 
-    But IndeCateR: one sample, N K evaluations; UnorderedSet: at most 8.
+    But IndeCateR: one sample, N K evaluations; UnorderedSet: at most 8; DisARMTree: an
+    even number, one fewer when ``evaluations`` is odd.
     """
     n = evaluations
     return [
@@ -131,6 +133,7 @@ def gradient_estimators(evaluations: int) -> list[EstimatorSpec]:
         EstimatorSpec("Reinforce", lambda: Reinforce(num_samples=n)),
         EstimatorSpec("LeaveOneOut", lambda: LeaveOneOut(n)),
         EstimatorSpec("CARMS", lambda: CARMS(n)),
+        EstimatorSpec("DisARMTree", lambda: DisARMTree(n - n % 2)),
         EstimatorSpec("UnorderedSet", lambda: UnorderedSet(min(n, 8))),
         EstimatorSpec("IndeCateR(1)", lambda: IndeCateR(1)),
         EstimatorSpec("Exact", Exact),
