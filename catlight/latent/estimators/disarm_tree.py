@@ -141,13 +141,7 @@ class _Walks:
 
     def branch_masses(self, probs: Tensor) -> tuple[Tensor, Tensor]:
         """Probability below each node's left and right edge. Shapes: ``(M, K) -> 2 x (M, K-1)``."""
-        num_rows, num_categories = probs.shape
-        edges = self.tree.path_edges  # (K, D), padded with 2(K - 1)
-        mass = probs.new_zeros(num_rows, 2 * num_categories - 1)
-        values = probs.repeat_interleave(edges.shape[1], dim=1)
-        mass.scatter_add_(1, edges.flatten().expand(num_rows, -1), values)
-        pairs = mass[:, :-1].unflatten(-1, (num_categories - 1, 2))
-        return pairs[..., 0], pairs[..., 1]
+        return self.tree.edge_grads(probs)
 
     def sample(self, right_probs: Tensor, num_samples: int) -> _Path:
         """The n walks of every row, antithetic within each pair while they share a node."""
@@ -183,7 +177,7 @@ class _Walks:
         """``sum_m g_m d alpha_m / d log q_k`` for every leaf k. Shapes: ``(M, K-1) -> (M, K)``."""
         right = torch.where(right_mass > 0, node_grads / right_mass, 0.0)
         left = torch.where(left_mass > 0, -node_grads / left_mass, 0.0)
-        return probs * self.tree.leaf_log_probs(torch.stack([left, right], dim=-1))
+        return probs * self.tree.path_sums(left, right)
 
 
 def _node_logit_grads(path: _Path, right_probs: Tensor, costs: Tensor) -> Tensor:
