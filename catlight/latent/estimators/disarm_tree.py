@@ -51,8 +51,10 @@ class DisARMTree(MultiSampleEstimator):
     ``d alpha_m / d log q_k = q_k / q(R_m)`` for a leaf k in m's right subtree
     and ``-q_k / q(L_m)`` in its left one, summed along each leaf's path.
 
-    Cost: n evaluations, like :class:`~catlight.latent.LeaveOneOut` with n samples,
-    and ``ceil(log2 K)`` sampling steps of O(n) work per variable.
+    Cost: n evaluations, like :class:`~catlight.latent.LeaveOneOut` with n samples;
+    per variable, ``ceil(log2 K)`` sampling steps of O(n) work and two O(K) passes
+    over the tree (the node masses, the gradient). At K = 1024, N = 20, batch 256, a
+    forward and backward took about 1.8x LeaveOneOut(4)'s time (1 thread).
 
     Args:
         num_samples: n, an even number >= 2.
