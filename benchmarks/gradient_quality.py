@@ -169,14 +169,20 @@ def measure(checkpoint: Path, batch: tuple[torch.Tensor, ...], args: argparse.Na
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Relative MSE and cosine per estimator, softmax beside catnat, one column per epoch."""
-    epochs = sorted({int(r["epochs"]) for r in rows})
+    """Relative MSE and cosine per estimator, softmax beside catnat, one column per checkpoint.
+
+    A checkpoint is its epoch and training set: the quick mode's (its first images) or
+    a full run's (every image).
+    """
+    checkpoints = sorted(
+        {(int(r["epochs"]), r["train_size"]) for r in rows}, key=lambda c: (c[1] == "", c[0])
+    )
     estimators = [n for n in ESTIMATORS if any(r["estimator"] == n for r in rows)]
     figure, axes = plt.subplots(
-        2, len(epochs), figsize=(4 * len(epochs), 6), squeeze=False, sharey="row"
+        2, len(checkpoints), figsize=(4 * len(checkpoints), 6), squeeze=False, sharey="row"
     )
     width = 0.4
-    for column, epoch in enumerate(epochs):
+    for column, (epoch, train_size) in enumerate(checkpoints):
         for offset, (parameterization, color) in enumerate(
             (("softmax", "tab:blue"), ("catnat", "tab:orange"))
         ):
@@ -184,7 +190,8 @@ def plot(rows: list[dict], path: Path) -> None:
                 values = {
                     r["estimator"]: float(r[stat])
                     for r in rows
-                    if int(r["epochs"]) == epoch and r["parameterization"] == parameterization
+                    if (int(r["epochs"]), r["train_size"]) == (epoch, train_size)
+                    and r["parameterization"] == parameterization
                 }
                 positions = [i + (offset - 0.5) * width for i in range(len(estimators))]
                 heights = [values.get(n, math.nan) for n in estimators]
@@ -195,7 +202,8 @@ def plot(rows: list[dict], path: Path) -> None:
                     [ESTIMATORS[n].display_name for n in estimators], rotation=45, ha="right"
                 )
         axes[0][column].set_yscale("log")
-        axes[0][column].set_title(f"epoch {epoch}")
+        images = f"{train_size} images" if train_size else "all images"
+        axes[0][column].set_title(f"epoch {epoch}, {images}")
     axes[0][0].set_ylabel("MSE / |reference|^2 (lower is better)")
     axes[1][0].set_ylabel("cosine to reference (higher is better)")
     axes[0][0].legend()
