@@ -41,7 +41,7 @@ class DisARMTree(MultiSampleEstimator):
     function of each walk against the mean cost of the *other* pairs,
     ``1/2 sum_i (f_i - b'_i) (d_i - a_m)``; the estimator takes the average of the two
     (with n = 4 on the toys of ``benchmarks/antithetic.py`` the DisARM term alone
-    was up to 1.3x leave-one-out's variance, the average at most 1.0x).
+    was up to 1.3x leave-one-out's variance, the average at most 1.06x).
 
     Averaged over the pairs, the estimate is exactly unbiased: a walk reaches m alone
     with the same probability for either member of the pair, and the halves add up
