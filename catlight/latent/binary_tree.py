@@ -21,9 +21,9 @@ class BalancedTree:
     the K - 1 scores); leaves are the categories, left to right.
 
     Both passes loop over the levels, never over nodes, and touch each node's two
-    edges once per pass: going down, a level's path sums are written interleaved
-    (children ``2j`` and ``2j + 1`` of node ``j``) straight into the next level; going
-    up, a node's gradient is the sum of its two children's. When K is not a power of
+    edges once per pass: going down, a level's path sums are its parents' plus their
+    edges, interleaved (children ``2j`` and ``2j + 1`` of node ``j``); going up, a
+    node's gradient is the sum of its two children's. When K is not a power of
     two, the leaves of the last level are gathered through index tables.
 
     ``right_fractions`` holds, per internal node, the share of the leaves below it
@@ -109,33 +109,29 @@ class BalancedTree:
     def path_sums(self, left: Tensor, right: Tensor) -> Tensor:
         """Leaf log-probabilities from the left and right branch log-probabilities.
 
-        Level by level, each level written straight into the next one's buffer (no
-        autograd: the backward is :meth:`edge_grads`).
+        Level by level: a level's path sums are its parents' plus their edges,
+        interleaved (children ``2j`` and ``2j + 1`` of node ``j``). No autograd: the
+        backward is :meth:`edge_grads`. Out-of-place throughout, so ``torch.compile``
+        can fuse the passes (``Catnat(compile=True)``).
 
         Shapes:
             - left, right: ``(*, K - 1)``, ``log(1 - a)`` and ``log a`` per node
             - output: ``(*, K)``
         """
-        batch = left.shape[:-1]
-        # the root's two children, then each level written interleaved into the next
         level = torch.stack([left[..., 0], right[..., 0]], dim=-1)
-        if self.num_levels > 1:
-            level = torch.cat([level, level.new_empty(*batch, self.num_categories - 2)], -1)
-            children = torch.empty_like(level)
         for depth in range(1, self.num_levels):
             width = 2**depth
             nodes = slice(width - 1, 2 * width - 1)
-            pairs = children[..., : 2 * width].unflatten(-1, (width, 2))
-            torch.add(level[..., :width], left[..., nodes], out=pairs[..., 0])
-            torch.add(level[..., :width], right[..., nodes], out=pairs[..., 1])
-            level, children = children, level
+            parents = level[..., :width]
+            children = [parents + left[..., nodes], parents + right[..., nodes]]
+            level = torch.stack(children, dim=-1).flatten(-2)
         if self.is_perfect:
             return level
         split = slice(self.last_level_start, None)
-        zero = left.new_zeros(*batch, 1)
+        zero = left.new_zeros(*left.shape[:-1], 1)
         last = torch.cat([left[..., split], right[..., split], zero], -1)
         parents = level[..., : self.last_level_start + 1]
-        return _gather(parents, self.leaf_parent).add_(_gather(last, self.leaf_edge))
+        return _gather(parents, self.leaf_parent) + _gather(last, self.leaf_edge)
 
     def edge_grads(self, grad: Tensor) -> tuple[Tensor, Tensor]:
         """The backward of :meth:`path_sums`: each edge's gradient sums ``grad`` below it.
@@ -144,23 +140,20 @@ class BalancedTree:
             - grad: ``(*, K)``, gradient with respect to the leaf log-probabilities
             - output: gradients of ``left`` and ``right``, each ``(*, K - 1)``
         """
-        grad_left = grad.new_empty(*grad.shape[:-1], self.num_categories - 1)
-        grad_right = torch.empty_like(grad_left)
+        lefts, rights = [], []  # per level, deepest first
         node_grad = grad
         if not self.is_perfect:
-            split = slice(self.last_level_start, None)
-            grad_left[..., split] = _gather(grad, self.left_leaf)
-            grad_right[..., split] = _gather(grad, self.right_leaf)
+            lefts.append(_gather(grad, self.left_leaf))
+            rights.append(_gather(grad, self.right_leaf))
             padded = torch.cat([grad, grad.new_zeros(*grad.shape[:-1], 1)], dim=-1)
-            node_grad = _gather(padded, self.first_leaf).add_(_gather(padded, self.second_leaf))
+            node_grad = _gather(padded, self.first_leaf) + _gather(padded, self.second_leaf)
         for depth in reversed(range(self.num_levels)):
-            nodes = slice(2**depth - 1, 2 ** (depth + 1) - 1)
             pairs = node_grad.unflatten(-1, (-1, 2))
-            grad_left[..., nodes] = pairs[..., 0]
-            grad_right[..., nodes] = pairs[..., 1]
+            lefts.append(pairs[..., 0])
+            rights.append(pairs[..., 1])
             if depth:
                 node_grad = pairs[..., 0] + pairs[..., 1]
-        return grad_left, grad_right
+        return torch.cat(lefts[::-1], -1), torch.cat(rights[::-1], -1)
 
 
 def _right_fractions(path_edges: list[list[int]], num_categories: int) -> Tensor:

@@ -111,9 +111,11 @@ class Catnat(Parameterization):
         activation: ``"natural"`` or ``"sigmoid"``.
         center: ``C`` of the natural activation (where ``a = 1/2``).
         width: ``A`` of the natural activation (its support has this width).
-        compile: run the activation and its derivative through ``torch.compile``
-            (one fused kernel each; the first call of each shape family compiles, which
-            takes seconds, and needs a C++ compiler on CPU). Off by default.
+        compile: run the forward pass (activation and sums down the tree) and the
+            backward pass through ``torch.compile``, one fused kernel each (about half
+            the time at K = 1024 on a CPU). Each new input shape compiles once, which
+            takes seconds to a minute and needs a C++ compiler on CPU (kernels
+            specialised to a shape run faster than shape-generic ones). Off by default.
         uniform_start: offset each node so that zero scores mean uniform probabilities
             for every K (only changes anything when K is not a power of two).
 
@@ -193,8 +195,8 @@ class Catnat(Parameterization):
         tree, offsets = self._tree(num_categories, scores.device)
         if torch.is_grad_enabled() and scores.requires_grad:
             return _CatnatLogProbs.apply(scores.float(), self, tree, offsets)
-        left, right, _ = self._branches(scores.float(), offsets, need_grad=False)
-        return tree.path_sums(left, right)
+        leaf_log_probs = _kernel(Catnat._leaf_log_probs, self.compile)
+        return leaf_log_probs(self, scores.float(), tree, offsets, need_grad=False)[0]
 
     def _branches(
         self, scores: Tensor, offsets: Tensor | None, need_grad: bool = True
@@ -205,15 +207,26 @@ class Catnat(Parameterization):
         natural activation's phase at a zero score (center included) for it.
         """
         if self.activation == "sigmoid":
-            return _kernel(_sigmoid_branches, self.compile)(scores, offsets)
-        kernel = _kernel(_natural_branches, self.compile)
-        return kernel(scores, self.center, self.width, offsets, need_grad)
+            return _sigmoid_branches(scores, offsets)
+        return _natural_branches(scores, self.center, self.width, offsets, need_grad)
 
     def _branch_grad(self, grad_left: Tensor, grad_right: Tensor, *saved: Tensor) -> Tensor:
         """Gradient with respect to the scores, from those of ``log(1 - a)`` and ``log a``."""
         if self.activation == "sigmoid":
-            return _kernel(_sigmoid_branch_grad, self.compile)(grad_left, grad_right, *saved)
-        return _kernel(_natural_branch_grad, self.compile)(grad_left, grad_right, *saved)
+            return _sigmoid_branch_grad(grad_left, grad_right, *saved)
+        return _natural_branch_grad(grad_left, grad_right, *saved)
+
+    def _leaf_log_probs(
+        self, scores: Tensor, tree: BalancedTree, offsets: Tensor | None, need_grad: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The forward pass: leaf log-probabilities and what :meth:`_score_grad` needs."""
+        left, right, saved = self._branches(scores, offsets, need_grad)
+        return tree.path_sums(left, right), saved
+
+    def _score_grad(self, grad: Tensor, tree: BalancedTree, *saved: Tensor) -> Tensor:
+        """The backward pass: the scores' gradient from the leaf log-probabilities'."""
+        grad_left, grad_right = tree.edge_grads(grad)
+        return self._branch_grad(grad_left, grad_right, *saved)
 
     def _tree(
         self, num_categories: int, device: torch.device
@@ -255,16 +268,17 @@ class _CatnatLogProbs(torch.autograd.Function):
     def forward(
         ctx, scores: Tensor, catnat: Catnat, tree: BalancedTree, offsets: Tensor | None
     ) -> Tensor:
-        left, right, saved = catnat._branches(scores, offsets)
+        leaf_log_probs, saved = _kernel(Catnat._leaf_log_probs, catnat.compile)(
+            catnat, scores, tree, offsets
+        )
         ctx.save_for_backward(*saved)
         ctx.catnat, ctx.tree = catnat, tree
-        return tree.path_sums(left, right)
+        return leaf_log_probs
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        grad_left, grad_right = ctx.tree.edge_grads(grad.float())
-        grad_scores = ctx.catnat._branch_grad(grad_left, grad_right, *ctx.saved_tensors)
-        return grad_scores, None, None, None
+        score_grad = _kernel(Catnat._score_grad, ctx.catnat.compile)
+        return score_grad(ctx.catnat, grad.float(), ctx.tree, *ctx.saved_tensors), None, None, None
 
 
 class _CatnatBranches(torch.autograd.Function):
@@ -274,7 +288,7 @@ class _CatnatBranches(torch.autograd.Function):
     def forward(
         ctx, scores: Tensor, catnat: Catnat, offsets: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        left, right, saved = catnat._branches(scores, offsets)
+        left, right, saved = _kernel(Catnat._branches, catnat.compile)(catnat, scores, offsets)
         ctx.save_for_backward(*saved)
         ctx.catnat = catnat
         return left, right
@@ -289,7 +303,8 @@ class _CatnatBranches(torch.autograd.Function):
             torch.zeros_like(saved[0]) if grad is None else grad.float().clone()
             for grad in (grad_left, grad_right)
         ]
-        return ctx.catnat._branch_grad(*grads, *saved), None, None
+        branch_grad = _kernel(Catnat._branch_grad, ctx.catnat.compile)
+        return branch_grad(ctx.catnat, *grads, *saved), None, None
 
 
 def _natural_branches(
@@ -380,7 +395,7 @@ def _sigmoid_branch_grad(grad_left: Tensor, grad_right: Tensor, shifted: Tensor)
 
 @functools.cache
 def _compiled(kernel: Callable) -> Callable:
-    return torch.compile(kernel, dynamic=True)
+    return torch.compile(kernel, dynamic=False)  # shape-specialised kernels are the fast ones
 
 
 def _kernel(kernel: Callable, compiled: bool) -> Callable:

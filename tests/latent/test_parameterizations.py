@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import shutil
 
 import pytest
 import torch
@@ -365,3 +366,19 @@ def test_catnat_closed_form_backward_matches_autograd(activation, num_categories
     (expected,) = torch.autograd.grad((reference * upstream).sum(), scores)
     torch.testing.assert_close(catnat(scores), reference)
     torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.parametrize("activation", ["natural", "sigmoid"])
+def test_catnat_compiled_matches_eager(activation):
+    # one non-power-of-two K: the compiled passes include the last level's gathers
+    torch.manual_seed(0)
+    eager, compiled = Catnat(activation), Catnat(activation, compile=True)
+    scores = (3 * torch.randn(4, 5, 10)).requires_grad_(True)
+    upstream = torch.randn(4, 5, 11)
+    (expected,) = torch.autograd.grad((eager(scores) * upstream).sum(), scores)
+    (grad,) = torch.autograd.grad((compiled(scores) * upstream).sum(), scores)
+    torch.testing.assert_close(compiled(scores), eager(scores))
+    torch.testing.assert_close(grad, expected)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(scores), eager(scores))

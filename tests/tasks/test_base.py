@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -134,3 +135,40 @@ def test_every_task_draws_images_in_the_unit_range(family_name, run_cli, data_di
     for tag, image in images.items():
         assert image.dim() == 3 and image.shape[0] in (1, 3), tag
         assert 0 <= image.min() and image.max() <= 1, tag
+
+
+@pytest.mark.parametrize("family_name", list(FAMILIES))
+def test_the_default_adam_is_fused_on_cpu(family_name, run_cli, data_dirs):
+    family = FAMILIES[family_name]
+    default = "--model.init_args.optimizer=null"  # the SBN's configs inject SGD
+    args = fit_args(family, data_dirs[family_name], default)
+    cli = run_cli("fit", *args, "--trainer.fast_dev_run=1")
+    (optimizer,) = cli.trainer.optimizers
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.defaults["fused"] is (True if torch.__version__ >= (2, 4) else None)
+
+
+def test_clipping_under_mixed_precision_keeps_adam_unfused(run_cli, data_dirs):
+    """Lightning cannot clip a fused optimizer's gradients under mixed precision."""
+    family = FAMILIES["vae"]
+    args = fit_args(family, data_dirs["vae"], "--trainer.precision=bf16-mixed")
+    cli = run_cli("fit", *args, "--trainer.gradient_clip_val=1.0", "--trainer.fast_dev_run=2")
+    assert cli.trainer.global_step == 2
+    assert cli.trainer.optimizers[0].defaults["fused"] is None
+
+
+def test_the_fused_adam_takes_the_default_adams_steps():
+    torch.manual_seed(0)
+    models = [CategoricalVAE(num_latents=3, encoder_sizes=[16], decoder_sizes=[16])]
+    models.append(copy.deepcopy(models[0]))
+    fused, default = models[0].adam(lr=1e-2), torch.optim.Adam(models[1].parameters(), lr=1e-2)
+    assert fused.defaults["fused"] is (True if torch.__version__ >= (2, 4) else None)
+    images = torch.bernoulli(torch.full((8, 784), 0.5))
+    for _ in range(5):
+        for model, optimizer in zip(models, (fused, default), strict=True):
+            torch.manual_seed(1)  # the same relaxed samples in both
+            optimizer.zero_grad()
+            model.loss(images).mean().backward()
+            optimizer.step()
+    for fused_weight, weight in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(fused_weight, weight, rtol=1e-4, atol=1e-5)

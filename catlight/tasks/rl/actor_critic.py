@@ -8,7 +8,6 @@ from typing import Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.plugins import MixedPrecision
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
@@ -427,14 +426,12 @@ class ActorCritic(BaseTask):
     @override
     def default_optimizer(self) -> torch.optim.Optimizer:
         """Adam with eps 1e-5 (CleanRL's and Stable-Baselines3's), fused where it can be."""
-        # the fused kernel: one call per step instead of one per parameter tensor;
-        # Lightning cannot clip a fused optimizer's gradients under mixed precision
-        mixed = isinstance(self.trainer.precision_plugin, MixedPrecision)
-        clipped_in_mixed_precision = mixed and self.max_grad_norm is not None
-        fused = self.device.type in ("cpu", "cuda") and not clipped_in_mixed_precision
-        return torch.optim.Adam(
-            self.parameters(), lr=self.learning_rate, eps=1e-5, fused=fused or None
-        )
+        return self.adam(lr=self.learning_rate, eps=1e-5)
+
+    @override
+    def clips_gradients(self) -> bool:
+        """True when ``max_grad_norm`` is set (or the trainer clips)."""
+        return self.max_grad_norm is not None or super().clips_gradients()
 
     @override
     def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> LambdaLR | None:
