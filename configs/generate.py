@@ -44,8 +44,8 @@ LATENTS = {"categorical": (20, 10), "bernoulli": (200, 2)}
 SBN_SGD_LEARNING_RATE = 0.1
 SBN_ADAM_ESTIMATORS = {"reinforce"}
 # the paper chose each estimator's learning rate on the validation set; for GS, with the
-# cosine decay below, 0.03 beat 0.1 and 0.01 (validation NLL 62.9 against 64.1 and, at
-# step 27,500, 65.7; test NLL 60.4 against 62.1; softmax, seed 0; docs/vae.md); for
+# cosine decay below, 0.03 beat 0.1 and 0.01 (validation NLL 62.9 against 64.3 and, at
+# step 27,500, 65.7; test NLL 60.4 against 62.0; softmax, seed 0; docs/vae.md); for
 # ST-GS, 0.03 was 1.5 nats below 0.1 at step 15,500 (64.4 against 65.9), as for GS
 SBN_SGD_LEARNING_RATES = {"gs": 0.03, "st_gs": 0.03}
 # GS and ST-GS anneal tau from 1 to 0.5 over the first ~23,000 steps; at a constant rate
