@@ -27,6 +27,7 @@ from collections.abc import Callable
 import torch
 from _common import markdown
 from _results import append_row
+from estimator_speed import layer_step
 
 from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax, StraightThrough
 
@@ -50,26 +51,19 @@ COLUMNS = [
 ]
 
 
-def layer_step(
+def fresh_layer_step(
     parameterization: Callable[[], torch.nn.Module],
     estimator: Callable[[], torch.nn.Module],
     num_categories: int,
     num_variables: int,
     batch_size: int,
 ) -> Callable[[], None]:
-    """One forward and backward of a fresh layer on fixed scores and cost weights."""
+    """:func:`estimator_speed.layer_step` of a fresh layer on fixed scores and weights."""
     layer = DiscreteLatent(num_categories, parameterization(), estimator())
     generator = torch.Generator().manual_seed(0)
     scores = torch.randn(batch_size, num_variables, layer.num_scores, generator=generator)
-    scores.requires_grad_(True)
     weights = torch.randn(num_variables, num_categories, generator=generator)
-
-    def step() -> None:
-        out = layer(scores)
-        out.objective((out.z * weights).sum((-2, -1))).sum().backward()
-        scores.grad = None
-
-    return step
+    return layer_step(layer, scores.requires_grad_(True), weights)
 
 
 def main() -> None:
@@ -91,7 +85,7 @@ def main() -> None:
     body = []
     for batch_size in args.batches:
         steps = {
-            (estimator, parameterization): layer_step(
+            (estimator, parameterization): fresh_layer_step(
                 PARAMETERIZATIONS[parameterization],
                 ESTIMATORS[estimator],
                 args.categories,

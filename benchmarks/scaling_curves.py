@@ -36,6 +36,7 @@ from pathlib import Path
 import matplotlib
 import torch
 from _results import append_row
+from estimator_speed import layer_step
 from vae_throughput import train_loop
 
 from catlight.data import BinarizedMNISTDataModule
@@ -85,15 +86,8 @@ def layer_seconds(
     batch, num_variables, num_categories = shape
     layer = DiscreteLatent(num_categories, parameterization(), estimator()).to(device)
     scores = torch.randn(batch, num_variables, layer.num_scores, device=device)
-    scores.requires_grad_(True)
     weights = torch.randn(num_variables, num_categories, device=device)
-
-    def step() -> None:
-        out = layer(scores)
-        out.objective((out.z * weights).sum((-2, -1))).sum().backward()
-        scores.grad = None
-
-    return median_seconds(step, device, repeats)
+    return median_seconds(layer_step(layer, scores.requires_grad_(True), weights), device, repeats)
 
 
 def growth(sizes: list[int], seconds: list[float]) -> float:
