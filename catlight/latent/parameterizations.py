@@ -158,10 +158,11 @@ class Catnat(Parameterization):
         self.compile = compile
         self.uniform_start = uniform_start
         self._trees: dict[tuple[int, torch.device], tuple[BalancedTree, Tensor | None]] = {}
+        self._half_angles: dict[torch.device, tuple[Tensor, Tensor]] = {}  # K = 2's
 
     def __setstate__(self, state: dict) -> None:
         """Unpickle; a Catnat pickled before the offsets existed keeps its map without them."""
-        super().__setstate__({"uniform_start": False, **state, "_trees": {}})
+        super().__setstate__({"uniform_start": False, **state, "_trees": {}, "_half_angles": {}})
 
     def extra_repr(self) -> str:
         """Settings shown in the module's repr."""
@@ -189,14 +190,45 @@ class Catnat(Parameterization):
         return _CatnatBranches.apply(scores.float(), self, offsets)
 
     def forward(self, scores: Tensor) -> Tensor:
-        """Leaf log-probabilities, level by level, with a closed-form backward pass."""
+        """Leaf log-probabilities, level by level, with a closed-form backward pass.
+
+        K = 2 with the natural activation (uncompiled) is one node: computed directly,
+        differentiated by autograd (:meth:`_single_branch`).
+        """
         num_categories = scores.shape[-1] + 1
         check_num_categories(num_categories)
+        if num_categories == 2 and self.activation == "natural" and not self.compile:
+            return self._single_branch(scores.float())
         tree, offsets = self._tree(num_categories, scores.device)
         if torch.is_grad_enabled() and scores.requires_grad:
             return _CatnatLogProbs.apply(scores.float(), self, tree, offsets)
         leaf_log_probs = _kernel(Catnat._leaf_log_probs, self.compile)
         return leaf_log_probs(self, scores.float(), tree, offsets, need_grad=False)[0]
+
+    def _single_branch(self, scores: Tensor) -> Tensor:
+        """K = 2 with the natural activation: the root's two branches, through autograd.
+
+        With the phase ``x``, ``1 - a = sin^2 g`` and ``a = sin^2 h`` for the half angles
+        ``g = pi/4 - x/2`` and ``h = pi/4 + x/2``. Each angle is computed from the score
+        (never as ``pi/2`` minus the other, so a small one keeps its accuracy) and
+        clamped so that both branches stay in ``[1e-6, 1 - 1e-6]``, where the gradient
+        is zero. A handful of operations on ``2 B N`` numbers: the general kernel's
+        fold and autograd function cost more than the arithmetic at this size (a policy
+        with two actions calls this once per environment step).
+
+        Shapes: ``(*, 1) -> (*, 2)``.
+        """
+        if scores.device not in self._half_angles:
+            half_slope = math.pi / self.width / 2
+            middle = math.pi / 4 + half_slope * self.center  # g at s = 0
+            self._half_angles[scores.device] = (
+                torch.tensor([middle, math.pi / 2 - middle], device=scores.device),
+                torch.tensor([-half_slope, half_slope], device=scores.device),
+            )
+        at_zero, slopes = self._half_angles[scores.device]
+        margin = math.asin(math.sqrt(Catnat._MIN_BRANCH))
+        angles = torch.addcmul(at_zero, slopes, scores).clamp(margin, math.pi / 2 - margin)
+        return angles.sin().square().log()
 
     def _branches(
         self, scores: Tensor, offsets: Tensor | None, need_grad: bool = True

@@ -218,6 +218,34 @@ def test_catnat_k2_is_a_single_branch():
 # --- catnat: the natural activation ------------------------------------------------
 
 
+@pytest.mark.parametrize(("center", "width"), [(0.0, 2 * math.pi), (0.7, 5.0), (-1.3, 3.0)])
+def test_catnat_natural_k2_matches_the_general_kernel(center, width):
+    # K = 2 skips the tree and the autograd function; values and gradients are the same,
+    # saturated (zero gradient) outside the support included
+    catnat = Catnat("natural", center=center, width=width)
+    scores = (center + width * torch.linspace(-0.7, 0.7, 2001)[:, None]).requires_grad_()
+    log_probs = catnat(scores)
+    expected = torch.cat(catnat.branch_log_probs(scores), -1)
+    torch.testing.assert_close(log_probs, expected, atol=2e-4, rtol=1e-5)
+    inside = (expected.exp() > 1.1e-6).all(-1)  # away from the clamp at 1e-6
+    torch.testing.assert_close(log_probs[inside], expected[inside], atol=1e-5, rtol=1e-5)
+    grad_out = torch.randn_like(log_probs)
+    (grad,) = torch.autograd.grad(log_probs, scores, grad_out)
+    (expected_grad,) = torch.autograd.grad(expected, scores, grad_out)
+    torch.testing.assert_close(grad[inside], expected_grad[inside], rtol=1e-3, atol=1e-4)
+    clamped = expected.amin(-1) < math.log(1e-6) + 1e-4
+    assert clamped.any() and (grad[clamped] == 0).all() and (expected_grad[clamped] == 0).all()
+
+
+def test_catnat_natural_k2_is_accurate_near_the_clamp():
+    # each branch's angle comes from the score, so a branch near 1e-6 keeps its accuracy
+    scores = torch.linspace(-3.2, 3.2, 200_001)[:, None]
+    phase = (scores.double() * 0.5).clamp(-math.pi / 2, math.pi / 2)
+    right = ((1 + torch.sin(phase)) / 2).clamp(1e-6, 1 - 1e-6)
+    expected = torch.cat([torch.log1p(-right), torch.log(right)], -1)
+    assert (Catnat()(scores).double() - expected).abs().max() < 1e-4
+
+
 @pytest.mark.parametrize(("center", "width"), [(0.0, 2 * math.pi), (1.5, 1.0), (-3.0, 10.0)])
 def test_catnat_natural_matches_closed_form(center, width):
     catnat = Catnat("natural", center=center, width=width)
