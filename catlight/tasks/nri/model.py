@@ -12,6 +12,7 @@ from torch.optim.lr_scheduler import StepLR
 from torchmetrics.classification import BinaryAUROC
 from typing_extensions import override
 
+from catlight.callbacks import writes_logs
 from catlight.latent import DiscreteLatent, GumbelSoftmax, Softmax
 from catlight.latent.structured import StructuredLatent
 from catlight.tasks.base import BaseTask
@@ -258,10 +259,11 @@ class NRI(BaseTask):
         trajectories = batch[0]
         loss, kl = self.loss(trajectories)
         loss, kl = loss.mean(), kl.mean()
-        size = trajectories.shape[0]
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
-        self.log("train/nll", (loss - kl).detach(), batch_size=size)
-        self.log("train/kl", kl.detach(), batch_size=size)
+        if writes_logs(self.trainer, self.global_step + 1):
+            size = trajectories.shape[0]
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
+            self.log("train/nll", (loss - kl).detach(), batch_size=size)
+            self.log("train/kl", kl.detach(), batch_size=size)
         return loss
 
     @override

@@ -12,6 +12,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 from typing_extensions import override
 
+from catlight.callbacks import writes_logs
 from catlight.latent import DiscreteLatent, Exact, Softmax, categorical_kl
 from catlight.tasks.base import BaseTask
 from catlight.tasks.image_grid import reconstructions_and_samples
@@ -269,9 +270,10 @@ class SemiSupervisedVAE(BaseTask):
     @override
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         terms = self.training_terms(batch)
-        self.log("train/loss", terms["loss"].detach(), prog_bar=True)
-        for name in ("unlabeled_neg_elbo", "labeled_neg_elbo", "cross_entropy"):
-            self.log(f"train/{name}", terms[name].detach())
+        if writes_logs(self.trainer, self.global_step + 1):
+            self.log("train/loss", terms["loss"].detach(), prog_bar=True)
+            for name in ("unlabeled_neg_elbo", "labeled_neg_elbo", "cross_entropy"):
+                self.log(f"train/{name}", terms[name].detach())
         return terms["loss"]
 
     @override

@@ -17,6 +17,7 @@ from catlight.tasks.nri.graph import edge_to_node, fully_connected_edge_index, n
 from catlight.tasks.nri.images import graph_comparison_image, trajectory_image
 from catlight.tasks.nri.metrics import HorizonMSE, PermutationAccuracy
 from catlight.tasks.nri.model import gaussian_nll
+from tests.logged_steps import logged_steps
 
 NUM_DIMS, HIDDEN = 4, 8
 
@@ -337,3 +338,11 @@ def test_images_show_the_adjacency_and_the_paths():
     assert paths.shape == (3, 12, 26)
     torch.testing.assert_close(paths[:, :, :12], paths[:, :, 14:])
     assert paths[:, 10, 1].sum() > 0 and paths[:, 1, 10].sum() > paths[:, 10, 1].sum()
+
+
+def test_nri_logs_the_training_loss_only_on_the_steps_lightning_writes(tmp_path):
+    batches = [(trajectories(2, 3, 4, seed), torch.zeros(2, 6)) for seed in range(6)]
+    model = tiny_nri(GumbelSoftmax())
+    steps, trainer = logged_steps(model, "train/kl", batches, tmp_path)
+    assert steps == [2, 5]
+    assert {"train/loss", "train/nll", "train/kl"} <= set(trainer.callback_metrics)

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Trainer
 
 from catlight.latent import DiscreteLatent, Exact, GumbelSoftmax, LeaveOneOut, Softmax
 from catlight.tasks.vae import CategoricalVAE
+from tests.logged_steps import logged_steps
 
 NUM_LATENTS, NUM_CATEGORIES, PIXELS = 2, 3, 12
 
@@ -199,22 +199,7 @@ def test_vae_training_loss_is_finite_for_a_score_function_estimator():
 def test_vae_logs_the_training_loss_only_on_the_steps_lightning_writes(tmp_path):
     # a self.log costs ~0.5 ms on a CPU (3% of a VAE step): the VAE logs train/neg_elbo
     # on the steps Lightning writes to the logger, every log_every_n_steps
-    model = small_vae()
-    logged_steps = []
-    log = model.log
-
-    def counting_log(name, *args, **kwargs):
-        if name == "train/neg_elbo":
-            logged_steps.append(model.global_step)
-        return log(name, *args, **kwargs)
-
-    model.log = counting_log
-    images = binary_images(24)
-    trainer = Trainer(
-        max_steps=6, log_every_n_steps=3, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images), batch_size=4)
-    trainer.fit(model, train_dataloaders=loader)
-    assert logged_steps == [2, 5]
+    batches = [(images,) for images in binary_images(24).split(4)]
+    steps, trainer = logged_steps(small_vae(), "train/neg_elbo", batches, tmp_path, every=3)
+    assert steps == [2, 5]
     assert "train/neg_elbo" in trainer.callback_metrics
