@@ -136,6 +136,8 @@ class Catnat(Parameterization):
     """
 
     _MIN_BRANCH = 1e-6
+    # the half angle at which a branch's probability sin^2 reaches _MIN_BRANCH
+    _MIN_ANGLE = math.asin(math.sqrt(_MIN_BRANCH))
 
     def __init__(
         self,
@@ -226,7 +228,7 @@ class Catnat(Parameterization):
                 torch.tensor([-half_slope, half_slope], device=scores.device),
             )
         at_zero, slopes = self._half_angles[scores.device]
-        margin = math.asin(math.sqrt(Catnat._MIN_BRANCH))
+        margin = Catnat._MIN_ANGLE
         angles = torch.addcmul(at_zero, slopes, scores).clamp(margin, math.pi / 2 - margin)
         return angles.sin().square().log()
 
@@ -363,7 +365,7 @@ def _natural_branches(
 
     Shapes: ``(*, M), (M,) -> (*, M), (*, M)`` and the saved tensors.
     """
-    margin = math.asin(math.sqrt(Catnat._MIN_BRANCH))
+    margin = Catnat._MIN_ANGLE
     slope = math.pi / width
     if phase_offsets is not None:
         phase = torch.add(phase_offsets, scores, alpha=slope)
