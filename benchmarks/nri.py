@@ -182,6 +182,11 @@ def main() -> None:
         action="store_true",
         help="paper preset: edge type 0 sends no message (off in the paper's configs)",
     )
+    parser.add_argument("--width", type=int, default=None, help="paper preset: network width")
+    parser.add_argument("--batch-size", type=int, default=None, help="paper preset: batch")
+    parser.add_argument(
+        "--learning-rate", type=float, default=None, help="paper preset: Adam's rate"
+    )
     parser.add_argument(
         "--limit-train-batches",
         type=batch_count,
