@@ -66,6 +66,8 @@ def main() -> None:
         raise SystemExit(f"no run folder matches {args.pattern!r} under {args.run_dir}")
     figure, axes = plt.subplots(figsize=(7, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(runs) > len(colours):  # one colour per label: tab20's pairs, dark shades first
+        colours = [plt.get_cmap("tab20")(i) for i in [*range(0, 20, 2), *range(1, 20, 2)]]
     for index, (label, seeds) in enumerate(sorted(runs.items())):
         colour = colours[index % len(colours)]
         style = "--" if "catnat" in label else "-"
