@@ -9,9 +9,10 @@ Every run logs to TensorBoard and resumes from its ``last.ckpt`` under ``--run-d
 (``_resumable.py``); a finished run appends its row to ``docs/results/nri.csv``
 (``_results.py``), and runs whose row is there already are skipped.
 
-``--width``, ``--batch-size`` and ``--learning-rate`` change the config's encoder and
-decoder width, batch and Adam rate (recorded in the row, and in the run's folder
-name): a smaller model takes many more steps in the same 2 hours of one CPU thread.
+``--width``, ``--batch-size``, ``--learning-rate`` and ``--lr-decay-epochs`` change the
+config's encoder and decoder width, batch, Adam rate and the epochs between halvings
+of the rate (recorded in the row, and in the run's folder name): a smaller model takes
+many more steps in the same 2 hours of one CPU thread.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ PAPER = {"springs5": 99.9, "charged5": 82.1}
 # (~2-4 min) fit in about 2 hours.
 PAPER_EPOCHS = 4
 # configs/nri/{springs5,charged5}.yaml: the paper's width, batch and Adam rate
-CONFIG_WIDTH, CONFIG_BATCH_SIZE, CONFIG_LEARNING_RATE = 256, 128, 5e-4
+CONFIG_WIDTH, CONFIG_BATCH_SIZE, CONFIG_LEARNING_RATE, CONFIG_LR_DECAY_EPOCHS = 256, 128, 5e-4, 200
 VALID_FRACTION = 0.2  # of the 10,000 validation simulations, every epoch
 COLUMNS = [
     "task",
@@ -50,6 +51,7 @@ COLUMNS = [
     "skip_first",
     "batch_size",
     "learning_rate",
+    "lr_decay_epochs",
     "num_train",
     "test_edge_acc",
     "test_edge_acc_best",
@@ -71,6 +73,7 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
         "width": args.width,
         "batch": args.batch_size,
         "lr": args.learning_rate,
+        "decay": args.lr_decay_epochs,
     }
     name += "".join(f"_{key}{value:g}" for key, value in sizes.items() if value is not None)
     run_dir = run_folder(args.run_dir, name, args.limit_train_batches)
@@ -98,6 +101,8 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
         overrides += ["--data.init_args.batch_size", str(args.batch_size)]
     if args.learning_rate is not None:
         overrides += ["--model.init_args.learning_rate", str(args.learning_rate)]
+    if args.lr_decay_epochs is not None:
+        overrides += ["--model.init_args.lr_decay_epochs", str(args.lr_decay_epochs)]
     with contextlib.redirect_stdout(sys.stderr):
         cli = CatlightCLI(args=overrides, run=False)
         cli.datamodule.prepare_data()  # simulates the data set once; not timed
@@ -116,6 +121,7 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
         "skip_first": cli.model.hparams.skip_first,
         "batch_size": cli.datamodule.batch_size,
         "learning_rate": cli.model.hparams.learning_rate,
+        "lr_decay_epochs": cli.model.hparams.lr_decay_epochs,
         "num_train": cli.datamodule.sizes["train"],
         "test_edge_acc": f"{100 * metrics['test/edge_acc']:.2f}",
         "test_edge_acc_best": f"{100 * metrics['test/edge_acc_best']:.2f}",
@@ -147,36 +153,41 @@ def paper_table(args: argparse.Namespace) -> None:
             path = append_row("nri", row, COLUMNS)
             print(f"done {task} seed {seed}: {row} -> {path}", file=sys.stderr)
     print(
-        "| data set | seed | epochs | width | batch | Adam lr | skip_first | edge acc. (%) "
-        "| best relabelling (%) | paper (%) | minutes |"
+        "| data set | seed | epochs | width | batch | Adam lr | halved every | skip_first "
+        "| edge acc. (%) | best relabelling (%) | paper (%) | minutes |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in read_rows("nri"):
         if r["preset"] == "paper":
             print(
                 f"| {r['task']} | {r['seed']} | {r['epochs']} | {r['width']} | {r['batch_size']} "
-                f"| {r['learning_rate']} | {r['skip_first']} | {r['test_edge_acc']} "
+                f"| {r['learning_rate']} | {r['lr_decay_epochs']} | {r['skip_first']} "
+                f"| {r['test_edge_acc']} "
                 f"| {r['test_edge_acc_best']} | {r['paper']} | {r['minutes']} |"
             )
 
 
-def _settings(row: dict[str, str]) -> tuple[str, str, bool, int, int, float]:
+def _settings(row: dict[str, str]) -> tuple:
     """A CSV row's task, seed and the settings a run may change."""
     return (
         row["task"],
         row["seed"],
+        int(row["epochs"]),
         row["skip_first"] == "True",
         int(row["width"]),
         int(row["batch_size"]),
         float(row["learning_rate"]),
+        int(row["lr_decay_epochs"]),
     )
 
 
-def _requested(args: argparse.Namespace) -> tuple[bool, int, int, float]:
+def _requested(args: argparse.Namespace) -> tuple:
     """The settings a run of ``args`` trains with: the configs' unless overridden."""
     return (
+        args.epochs or PAPER_EPOCHS,
         args.skip_first,
         args.width or CONFIG_WIDTH,
         args.batch_size or CONFIG_BATCH_SIZE,
         args.learning_rate or CONFIG_LEARNING_RATE,
+        args.lr_decay_epochs or CONFIG_LR_DECAY_EPOCHS,
     )

@@ -188,6 +188,12 @@ def main() -> None:
         "--learning-rate", type=float, default=None, help="paper preset: Adam's rate"
     )
     parser.add_argument(
+        "--lr-decay-epochs",
+        type=int,
+        default=None,
+        help="paper preset: epochs between halvings of the rate",
+    )
+    parser.add_argument(
         "--limit-train-batches",
         type=batch_count,
         default=None,
