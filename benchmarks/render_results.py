@@ -44,6 +44,28 @@ class Table:
 
 
 TASK_NAMES = {"vae": "VAE 20x10, test -ELBO", "sbn": "SBN 392-(20x10)-(20x10)-392, test NLL"}
+DATA_SET_NAMES = {
+    "fashion_mnist": "Fashion-MNIST",
+    "mnist": "MNIST",
+    "springs5": "springs-5",
+    "charged5": "charged-5",
+}
+
+
+def estimator_name(short: str) -> str:
+    """The display name of an estimator's short name; M2's classifier alone has none."""
+    return "supervised only" if short == "supervised_only" else ESTIMATORS[short].display_name
+
+
+def nri_settings(row: dict[str, str]) -> str:
+    """An NRI run's data set and the settings a paper-preset run may change."""
+    skip = ", skip_first" if row["skip_first"] == "True" else ""
+    return (
+        f"{DATA_SET_NAMES[row['task']]}, test edge accuracy % | width {row['width']}, batch "
+        f"{row['batch_size']}, Adam {float(row['learning_rate']):g} halved every "
+        f"{row['lr_decay_epochs']} epochs{skip}"
+    )
+
 
 TABLES = {
     "vae_table1": Table(
@@ -52,6 +74,24 @@ TABLES = {
         row=lambda r: f"{TASK_NAMES[r['task']]} | {ESTIMATORS[r['estimator']].display_name}",
         metric=lambda r: r["test_neg_elbo"] if r["task"] == "vae" else r["test_nll"],
         header="task | estimator",
+    ),
+    "semisupervised": Table(
+        csv="semisupervised",
+        keep=lambda r: r["preset"] == "paper",
+        row=lambda r: (
+            f"{DATA_SET_NAMES[r['task']]}, {r['num_labeled']} labels, "
+            f"{'grey levels' if r['binarization'] == 'none' else r['binarization']}, "
+            f"test accuracy % | {estimator_name(r['estimator'])}"
+        ),
+        metric=lambda r: r["test_accuracy"],
+        header="data | model",
+    ),
+    "nri": Table(
+        csv="nri",
+        keep=lambda r: r["preset"] == "paper",
+        row=nri_settings,
+        metric=lambda r: r["test_edge_acc"],
+        header="data set | settings",
     ),
 }
 
