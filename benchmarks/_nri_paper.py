@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from _results import append_row, read_rows
 from _resumable import resumable_fit, run_folder, trainer_overrides
 
@@ -37,8 +38,6 @@ PAPER = {"springs5": 99.9, "charged5": 82.1}
 # --limit-train-batches 20 and 40 on a shared 2-core machine): 4 epochs and the test
 # (~2-4 min) fit in about 2 hours.
 PAPER_EPOCHS = 4
-# configs/nri/{springs5,charged5}.yaml: the paper's width, batch and Adam rate
-CONFIG_WIDTH, CONFIG_BATCH_SIZE, CONFIG_LEARNING_RATE, CONFIG_LR_DECAY_EPOCHS = 256, 128, 5e-4, 200
 VALID_FRACTION = 0.2  # of the 10,000 validation simulations, every epoch
 COLUMNS = [
     "task",
@@ -79,7 +78,7 @@ def paper_run(task: str, seed: int, args: argparse.Namespace) -> tuple[dict, flo
     run_dir = run_folder(args.run_dir, name, args.limit_train_batches)
     overrides = [
         "--config",
-        str(ROOT / "configs" / "nri" / f"{task}.yaml"),
+        str(_config_path(task)),
         "--seed_everything",
         str(seed),
         "--data.init_args.data_dir",
@@ -137,7 +136,7 @@ def paper_table(args: argparse.Namespace) -> None:
     done = {_settings(r) for r in read_rows("nri") if r["preset"] == "paper"}
     for task in args.tasks:
         for seed in args.seeds:
-            if (task, str(seed), *_requested(args)) in done:
+            if (task, str(seed), *_requested(args, task)) in done:
                 print(f"skipped (in the CSV already): {task} seed {seed}", file=sys.stderr)
                 continue
             row, fit_seconds = paper_run(task, seed, args)
@@ -181,13 +180,20 @@ def _settings(row: dict[str, str]) -> tuple:
     )
 
 
-def _requested(args: argparse.Namespace) -> tuple:
-    """The settings a run of ``args`` trains with: the configs' unless overridden."""
+def _requested(args: argparse.Namespace, task: str) -> tuple:
+    """The settings a run of ``args`` on ``task`` trains with: the config's unless overridden."""
+    config = yaml.safe_load(_config_path(task).read_text())
+    model, data = config["model"]["init_args"], config["data"]["init_args"]
     return (
         args.epochs or PAPER_EPOCHS,
-        args.skip_first,
-        args.width or CONFIG_WIDTH,
-        args.batch_size or CONFIG_BATCH_SIZE,
-        args.learning_rate or CONFIG_LEARNING_RATE,
-        args.lr_decay_epochs or CONFIG_LR_DECAY_EPOCHS,
+        args.skip_first or model["skip_first"],
+        args.width or model["encoder_hidden_size"],
+        args.batch_size or data["batch_size"],
+        args.learning_rate or model["learning_rate"],
+        args.lr_decay_epochs or model["lr_decay_epochs"],
     )
+
+
+def _config_path(task: str) -> Path:
+    """``configs/nri/<task>.yaml``."""
+    return ROOT / "configs" / "nri" / f"{task}.yaml"
