@@ -94,13 +94,17 @@ def load_vae(checkpoint: Path, parameterization: str) -> tuple[CategoricalVAE, f
     latent = DiscreteLatent(10, PARAMETERIZATIONS[parameterization](), estimator)
     model = CategoricalVAE(latent, num_latents=20)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - {"latent.estimator.baseline_value"}:
-        raise ValueError(
-            f"{checkpoint} is not a 20 x 10 {parameterization} CategoricalVAE: "
-            f"missing {missing}, unexpected {unexpected}"
-        )
+    # the estimator's buffers (a temperature, a baseline) depend on what it was trained with
     baseline = state.get("latent.estimator.baseline_value")
+    weights = {key: value for key, value in state.items() if not key.startswith("latent.")}
+    not_this_model = f"{checkpoint} is not a 20 x 10 {parameterization} CategoricalVAE"
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # a shape differs
+        raise ValueError(f"{not_this_model} (check --parameterization): {error}") from None
+    missing = [key for key in missing if not key.startswith("latent.")]
+    if missing or unexpected:
+        raise ValueError(f"{not_this_model}: missing {missing}, unexpected {unexpected}")
     return model.eval(), None if baseline is None else float(baseline)
 
 
