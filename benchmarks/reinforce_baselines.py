@@ -13,6 +13,10 @@ the per-image gradient estimate ``(f - b) grad log q(z|x)`` for several baseline
 - ``per-image mean``: the mean cost of the image's other samples (the first half of
   the samples sets the baseline, the second half is scored), the best a baseline that
   depends on the image alone can do;
+- ``learned``: a small network (one hidden layer of 100 tanh units) from the encoder's
+  log-probabilities to the cost, fitted by least squares for ``--baseline-steps`` steps
+  on training images (one sample each), as a learned input-dependent baseline would be
+  (NVIL, Mnih & Gregor 2014), but fitted to the frozen model;
 - ``leave-one-out, 4 samples``: ``LeaveOneOut(4)``, each estimate from 4 fresh samples.
 
 It also splits the costs' spread into the spread of the per-image means across images
@@ -33,7 +37,7 @@ from pathlib import Path
 import torch
 from _common import markdown
 from _results import append_row
-from torch import Tensor
+from torch import Tensor, nn
 
 from catlight.data import BinarizedMNISTDataModule
 from catlight.latent import Catnat, DiscreteLatent, Reinforce, Softmax, sample_categories
@@ -70,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--num-images", type=int, default=100, help="first test images")
     parser.add_argument("--num-samples", type=int, default=512, help="samples per image")
+    parser.add_argument(
+        "--baseline-steps", type=int, default=1500, help="Adam steps fitting the learned baseline"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
@@ -137,14 +144,47 @@ def estimate_variance(estimates: Tensor) -> float:
     return estimates.var(0).sum(-1).mean().item()
 
 
+def fit_learned_baseline(
+    model: CategoricalVAE, data: BinarizedMNISTDataModule, steps: int, offset: float
+) -> nn.Module:
+    """A network from log q(z|x) ``(B, N, K)`` to the cost ``(B,)``, fitted on training images.
+
+    Each step draws one sample per image of a training batch and takes an Adam step
+    (rate 1e-3) on the squared error; ``offset`` (the moving average) starts the output.
+    """
+    num_inputs = model.num_latents * model.latent.num_categories
+    network = nn.Sequential(
+        nn.Flatten(-2), nn.Linear(num_inputs, 100), nn.Tanh(), nn.Linear(100, 1)
+    )
+    with torch.no_grad():
+        network[-1].bias.fill_(offset)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    step = 0
+    while step < steps:
+        for batch in data.train_dataloader():
+            images = batch[0].flatten(1).float()
+            with torch.no_grad():
+                log_probs = model.latent.log_probs(model.encode(images))
+                costs = sample_costs(model, images, sample_categories(log_probs, 1))[0]
+            loss = (network(log_probs).squeeze(-1) - costs).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step == steps:
+                break
+    return network.eval()
+
+
 def baseline_rows(
-    costs: Tensor, score_vectors: Tensor, moving_average: float
+    costs: Tensor, score_vectors: Tensor, moving_average: float, learned: Tensor
 ) -> list[tuple[str, int, float]]:
     """(baseline, decoder passes, variance) for each baseline of the module docstring.
 
     Shapes:
         - costs: ``(M, B)``
         - score_vectors: ``(M, B, P)``
+        - learned: ``(B,)``, the learned baseline's value for each image
     """
     half = costs.shape[0] // 2
     scored_costs, scored_vectors = costs[half:], score_vectors[half:]
@@ -154,6 +194,7 @@ def baseline_rows(
         ("none", torch.zeros(())),
         ("moving average", torch.tensor(moving_average)),
         ("per-image mean", per_image_mean),
+        ("learned", learned),
     ):
         estimates = (scored_costs - baseline).unsqueeze(-1) * scored_vectors
         rows.append((name, 1, estimate_variance(estimates)))
@@ -173,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     model, moving_average = load_vae(args.checkpoint, args.parameterization)
     data = BinarizedMNISTDataModule(data_dir=args.data_dir, batch_size=args.num_images)
+    data.setup("fit")
     data.setup("test")
     images = next(iter(data.test_dataloader()))[0].flatten(1).float()
     with torch.no_grad():
@@ -182,7 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     score_vectors = sample_scores(model, scores, samples)
     if moving_average is None:
         moving_average = costs.mean().item()
-    rows = baseline_rows(costs, score_vectors, moving_average)
+    network = fit_learned_baseline(model, data, args.baseline_steps, moving_average)
+    with torch.no_grad():
+        learned = network(model.latent.log_probs(scores)).squeeze(-1)
+    rows = baseline_rows(costs, score_vectors, moving_average, learned)
     seconds = time.perf_counter() - start
     spread = {
         "between_image_std": f"{costs.mean(0).std().item():.2f}",
