@@ -28,6 +28,10 @@ PARAMETERIZATIONS: dict[str, Callable[[], Parameterization]] = {
     "Softmax": Softmax,
     "Catnat": Catnat,
 }
+# the same, by the lower-case names that configs, command lines and result CSVs use
+PARAMETERIZATIONS_BY_NAME: dict[str, Callable[[], Parameterization]] = {
+    name.lower(): parameterization for name, parameterization in PARAMETERIZATIONS.items()
+}
 
 
 def configured_estimators(folder: Path) -> list[str]:

@@ -48,14 +48,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _common import markdown
+from _common import PARAMETERIZATIONS_BY_NAME, markdown
 from _nri_common import Preset as AccuracyPreset
 from _nri_common import make_data, make_parser, mse_cells, print_header, train_and_test
 from _nri_paper import ROOT, TASKS, paper_table
 from _resumable import batch_count
 from nri_simulation import simulation_table
 
-from catlight.latent import Catnat, DiscreteLatent, GumbelSoftmax, Softmax
+from catlight.latent import DiscreteLatent, GumbelSoftmax
 from catlight.tasks.nri import NRI
 
 
@@ -80,7 +80,6 @@ ACCURACY_ROWS = [
 SYSTEMS = ("springs", "charged", "kuramoto")
 ENCODERS = {"kuramoto": "cnn"}  # as configs/nri; the rest: "mlp"
 THROUGHPUT_ROWS = [("mlp", "mlp"), ("cnn", "mlp"), ("mlp", "rnn")]
-PARAMETERIZATIONS = {"softmax": Softmax, "catnat": Catnat}
 PAPER = {"springs": "99.9", "charged": "82.1"}
 
 
@@ -102,7 +101,9 @@ def make_model(
     skip_first: bool | None = None,
 ) -> NRI:
     """NRI with the preset's settings unless ``width`` or ``skip_first`` are given."""
-    latent = DiscreteLatent(2, PARAMETERIZATIONS[parameterization](), GumbelSoftmax(tau=0.5))
+    latent = DiscreteLatent(
+        2, PARAMETERIZATIONS_BY_NAME[parameterization](), GumbelSoftmax(tau=0.5)
+    )
     return NRI(
         latent,
         encoder=encoder,

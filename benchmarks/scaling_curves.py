@@ -35,13 +35,14 @@ from pathlib import Path
 
 import matplotlib
 import torch
+from _common import PARAMETERIZATIONS_BY_NAME
 from _results import append_row
 from estimator_speed import layer_step
 from vae_throughput import train_loop
 
 from catlight.data import BinarizedMNISTDataModule
 from catlight.latent import ESTIMATORS as ESTIMATOR_REGISTRY
-from catlight.latent import Catnat, DiscreteLatent, Estimator, Softmax
+from catlight.latent import DiscreteLatent, Estimator
 from catlight.tasks.vae import CategoricalVAE
 
 matplotlib.use("Agg")
@@ -53,7 +54,6 @@ ESTIMATORS: dict[str, Callable[[], Estimator]] = {
     label: ESTIMATOR_REGISTRY[name].build
     for label, name in {"GS": "gs", "ST": "st", "LOO(4)": "loo", "CARMS(4)": "carms"}.items()
 }
-PARAMETERIZATIONS = {"softmax": Softmax, "catnat": Catnat}
 COLUMNS = ["sweep", "curve", "categories", "variables", "batch", "ms", "samples_per_s", "device"]
 
 
@@ -106,7 +106,7 @@ def layer_sweep(args: argparse.Namespace, sweep: str, sizes: list[int]) -> dict[
     for size in sizes:
         shape = (args.batch, args.variables, size) if sweep == "K" else (args.batch, size, 64)
         for estimator_name, estimator in ESTIMATORS.items():
-            for param_name, parameterization in PARAMETERIZATIONS.items():
+            for param_name, parameterization in PARAMETERIZATIONS_BY_NAME.items():
                 curve = f"{param_name} {estimator_name}"
                 seconds = layer_seconds(
                     estimator, parameterization, shape, args.device, args.repeats
