@@ -35,12 +35,12 @@ import time
 from pathlib import Path
 
 import torch
-from _common import markdown
+from _common import PARAMETERIZATIONS_BY_NAME, markdown
 from _results import append_row
 from torch import Tensor, nn
 
 from catlight.data import BinarizedMNISTDataModule
-from catlight.latent import Catnat, DiscreteLatent, Reinforce, Softmax, sample_categories
+from catlight.latent import DiscreteLatent, sample_categories
 from catlight.tasks.likelihood import bernoulli_nll
 from catlight.tasks.vae import CategoricalVAE
 
@@ -58,7 +58,6 @@ COLUMNS = [
     "seconds",
 ]
 LOO_SAMPLES = 4
-PARAMETERIZATIONS = {"softmax": Softmax, "catnat": Catnat}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, type=Path, help="a CategoricalVAE .ckpt")
     parser.add_argument(
         "--parameterization",
-        choices=sorted(PARAMETERIZATIONS),
+        choices=sorted(PARAMETERIZATIONS_BY_NAME),
         default="softmax",
         help="the checkpoint's parameterization",
     )
@@ -85,7 +84,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@torch.no_grad()
 def load_vae(checkpoint: Path, parameterization: str) -> tuple[CategoricalVAE, float | None]:
     """The 20 x 10 VAE of Table 1 with the checkpoint's weights, and its REINFORCE baseline.
 
@@ -97,8 +95,7 @@ def load_vae(checkpoint: Path, parameterization: str) -> tuple[CategoricalVAE, f
     Raises:
         ValueError: when the checkpoint's weights do not fit that model.
     """
-    estimator = Reinforce(baseline="moving_average")
-    latent = DiscreteLatent(10, PARAMETERIZATIONS[parameterization](), estimator)
+    latent = DiscreteLatent(10, PARAMETERIZATIONS_BY_NAME[parameterization]())
     model = CategoricalVAE(latent, num_latents=20)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     # the estimator's buffers (a temperature, a baseline) depend on what it was trained with
@@ -219,14 +216,15 @@ def main(argv: list[str] | None = None) -> None:
     images = next(iter(data.test_dataloader()))[0].flatten(1).float()
     with torch.no_grad():
         scores = model.encode(images)
-        samples = sample_categories(model.latent.log_probs(scores), args.num_samples)
+        log_probs = model.latent.log_probs(scores)
+        samples = sample_categories(log_probs, args.num_samples)
     costs = sample_costs(model, images, samples)
     score_vectors = sample_scores(model, scores, samples)
     if moving_average is None:
         moving_average = costs.mean().item()
     network = fit_learned_baseline(model, data, args.baseline_steps, moving_average)
     with torch.no_grad():
-        learned = network(model.latent.log_probs(scores)).squeeze(-1)
+        learned = network(log_probs).squeeze(-1)
     rows = baseline_rows(costs, score_vectors, moving_average, learned)
     seconds = time.perf_counter() - start
     spread = {

@@ -109,11 +109,10 @@ def vae_config(
     schedule = (
         {"lr_scheduler": cosine_decay(max_epochs)} if estimator in VAE_COSINE_ESTIMATORS else {}
     )
-    settings = (
-        {**estimator_entry(estimator).init_args(), **VAE_ESTIMATOR_SETTINGS[estimator]}
-        if estimator in VAE_ESTIMATOR_SETTINGS
-        else None
-    )
+    settings = {
+        **estimator_entry(estimator).init_args(),
+        **VAE_ESTIMATOR_SETTINGS.get(estimator, {}),
+    }
     return {
         "seed_everything": 0,
         "trainer": trainer(max_epochs, "val/neg_elbo"),
