@@ -79,6 +79,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
+    if args.num_images < 2:
+        parser.error("--num-images must be at least 2 (the spread across images needs two)")
+    if args.baseline_steps < 1:
+        parser.error("--baseline-steps must be at least 1")
     if args.num_samples < 4 * LOO_SAMPLES or args.num_samples % (2 * LOO_SAMPLES):
         parser.error(f"--num-samples must be a multiple of {2 * LOO_SAMPLES}, at least 16")
     return args
