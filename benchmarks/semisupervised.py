@@ -24,12 +24,12 @@ the configs as written (100 epochs on all 50,000, both data sets) and is meant f
 The paper preset is a grid at the papers' budget on Fashion-MNIST, 100
 labels, all 50,000 training images, ``PAPER_EPOCHS`` epochs: Exact and GS with both
 parameterizations and three seeds, ST-GS and LOO with one seed, and the
-supervised-only classifier with three seeds (seed s draws labeled set s, so every
-row of seed s sees the same 100 labels). Each run logs to TensorBoard and keeps a
-``last.ckpt`` under ``--run-dir``: the same command resumes a killed run, skips the
-runs whose row is already in ``docs/results/semisupervised.csv`` and appends a row
-for each run it finishes (the last model is tested: the 10,000 labeled validation
-images are not used to pick it).
+supervised-only classifier with three seeds in each parameterization (seed s draws
+labeled set s, so every row of seed s sees the same 100 labels). Each run logs to
+TensorBoard and keeps a ``last.ckpt`` under ``--run-dir``: the same command resumes a
+killed run, skips the runs whose row is already in
+``docs/results/semisupervised.csv`` and appends a row for each run it finishes (the
+last model is tested: the 10,000 labeled validation images are not used to pick it).
 """
 
 from __future__ import annotations
