@@ -41,6 +41,7 @@ class Table:
     row: Callable[[dict[str, str]], str]  # the line a result row belongs to
     metric: Callable[[dict[str, str]], str]  # the value to average over seeds
     header: str  # name of the row column
+    order: Callable[[dict[str, str]], tuple] = lambda r: ()  # lines sorted by it (stable)
 
 
 TASK_NAMES = {"vae": "VAE 20x10, test -ELBO", "sbn": "SBN 392-(20x10)-(20x10)-392, test NLL"}
@@ -55,6 +56,11 @@ DATA_SET_NAMES = {
 def estimator_name(short: str) -> str:
     """The display name of an estimator's short name; M2's classifier alone has none."""
     return "supervised only" if short == "supervised_only" else ESTIMATORS[short].display_name
+
+
+def estimator_rank(short: str) -> int:
+    """Where an estimator's lines go: the classifier alone first, then the registry's order."""
+    return -1 if short == "supervised_only" else list(ESTIMATORS).index(short)
 
 
 def nri_settings(row: dict[str, str]) -> str:
@@ -74,6 +80,7 @@ TABLES = {
         row=lambda r: f"{TASK_NAMES[r['task']]} | {ESTIMATORS[r['estimator']].display_name}",
         metric=lambda r: r["test_neg_elbo"] if r["task"] == "vae" else r["test_nll"],
         header="task | estimator",
+        order=lambda r: (list(TASK_NAMES).index(r["task"]), estimator_rank(r["estimator"])),
     ),
     "semisupervised": Table(
         csv="semisupervised",
@@ -85,6 +92,7 @@ TABLES = {
         ),
         metric=lambda r: r["test_accuracy"],
         header="data | model",
+        order=lambda r: (r["task"], r["binarization"], estimator_rank(r["estimator"])),
     ),
     "nri": Table(
         csv="nri",
@@ -118,7 +126,7 @@ def render(table: Table) -> str:
         details[line]["paper"].add(r.get("paper", ""))
         details[line]["epochs"].add(r["epochs"])
         details[line]["minutes"].add(r["minutes"])
-    lines = list(dict.fromkeys(table.row(r) for r in rows))
+    lines = list(dict.fromkeys(table.row(r) for r in sorted(rows, key=table.order)))
     header = f"| {table.header} | softmax | catnat | paper | epochs | minutes per run |"
     out = [header, "|" + "---|" * (header.count("|") - 1)]
     for line in lines:
