@@ -10,15 +10,18 @@ computes the gradient of ``U`` with respect to the classifier's scores in three 
   StraightThroughGumbelSoftmax estimates at temperature ``--tau`` (one-sample
   estimates averaged, so what is left is the estimator's bias, not its noise).
 
-Per checkpoint and gradient it reports the median over images of the cosine between
-the estimator's mean gradient and the exact one (over all images, and over the
-uncertain ones, where ``max_y q(y|x) < 0.9``: a confident ``q`` barely moves), and the
-share of the uncertain images for which the label whose probability a small gradient
-step raises most is the true label. The exact gradient is computed in float64, since a confident
-``q`` underflows float32's probabilities of the other labels. Beside them: the
-accuracy of ``q(y|x)`` and of the generative classifier ``argmin_y L(x, y)`` on these
-images, and the median spread ``max_y L - min_y L`` of the label costs. Rows go to
-``docs/results/m2_gradient_bias.csv``.
+Per checkpoint and gradient it reports the median over images of the cosine between the
+estimator's mean gradient and the exact one (over all images whose exact gradient is not
+zero, and over the uncertain ones, where ``max_y q(y|x) < 0.9``: a confident ``q``
+barely moves), and the share of the uncertain images for which the label whose
+probability a small gradient step raises most is the true label; on the confident
+images, the share for which a gradient step lowers the most probable label's score
+(makes ``q`` less confident). The exact gradient is
+computed in float64, since a confident ``q`` underflows float32's probabilities of the
+other labels (a ``q`` confident beyond float64 has no gradient and is left out of the
+first cosine). Beside them: the accuracy of ``q(y|x)`` and of the generative classifier
+``argmin_y L(x, y)`` on these images, and the median spread ``max_y L - min_y L`` of the
+label costs. Rows go to ``docs/results/m2_gradient_bias.csv``.
 
     python benchmarks/m2_gradient_bias.py --data-dir DIR --checkpoints CKPT [CKPT ...] \
         --threads 1
@@ -32,7 +35,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from _common import markdown
 from _results import append_row
 from torch import Tensor
@@ -49,6 +51,7 @@ COLUMNS = [
     "cosine_with_exact",
     "cosine_uncertain",
     "uncertain_favours_true_label",
+    "confident_lowers_top_label",
     "q_accuracy",
     "generative_accuracy",
     "label_cost_spread",
@@ -170,6 +173,7 @@ def checkpoint_rows(args: argparse.Namespace, checkpoint: Path) -> list[dict]:
         gradients[name] = mean_estimate(model, latent, images, scores)
     probs = model.label_log_probs(images).double().exp()
     uncertain = probs.max(-1).values < 0.9
+    moving = exact.norm(dim=-1) > 0  # a saturated q has no exact gradient at all
     common = {
         "checkpoint": f"{checkpoint.parent.parent.name}/{checkpoint.name}",
         "q_accuracy": f"{(probs.argmax(-1) == labels).float().mean():.3f}",
@@ -182,14 +186,22 @@ def checkpoint_rows(args: argparse.Namespace, checkpoint: Path) -> list[dict]:
     }
     rows = []
     for name, gradient in gradients.items():
-        raised = _raised_label(model, scores.double(), gradient)
-        cosine = F.cosine_similarity(gradient, exact, -1)
+        log_slopes = _log_prob_slopes(model, scores, gradient)
+        raised = (probs * log_slopes).argmax(-1)
+        top_slope = log_slopes.gather(-1, probs.argmax(-1, keepdim=True)).squeeze(-1)
+        cosine = (_unit(gradient) * _unit(exact)).sum(-1)  # not F.cosine_similarity: its
+        # eps would zero the cosine of a confident q's tiny gradients
         rows.append(
             {
                 **common,
                 "gradient": name,
-                "cosine_with_exact": f"{cosine.median():.3f}",
+                "cosine_with_exact": f"{cosine[moving].median():.3f}" if moving.any() else "",
                 "cosine_uncertain": f"{cosine[uncertain].median():.3f}" if uncertain.any() else "",
+                "confident_lowers_top_label": (
+                    f"{(top_slope < 0)[~uncertain].float().mean():.3f}"
+                    if (~uncertain).any()
+                    else ""
+                ),
                 "uncertain_favours_true_label": (
                     f"{(raised == labels)[uncertain].float().mean():.3f}" if uncertain.any() else ""
                 ),
@@ -199,15 +211,32 @@ def checkpoint_rows(args: argparse.Namespace, checkpoint: Path) -> list[dict]:
     return rows
 
 
-def _raised_label(model: SemiSupervisedVAE, scores: Tensor, gradient: Tensor) -> Tensor:
-    """The label whose probability a small step against the gradient raises most.
+def _unit(vectors: Tensor) -> Tensor:
+    """Each row divided by its norm, a zero row left zero. Shapes: ``(B, n) -> (B, n)``.
 
-    Shapes: scores ``(B, 1, n)``, gradient ``(B, n)`` -> ``(B,)``.
+    Rows are scaled by their largest entry first: the squares of a confident q's tiny
+    gradients would underflow.
     """
-    step = 1e-3 / gradient.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    before = model.latent.log_probs(scores).squeeze(-2).exp()
-    after = model.latent.log_probs(scores - (step * gradient).unsqueeze(-2)).squeeze(-2).exp()
-    return (after - before).argmax(-1)
+    tiny = torch.finfo(vectors.dtype).tiny
+    scaled = vectors / vectors.abs().amax(-1, keepdim=True).clamp_min(tiny)
+    return scaled / scaled.norm(dim=-1, keepdim=True).clamp_min(tiny)
+
+
+def _log_prob_slopes(model: SemiSupervisedVAE, scores: Tensor, gradient: Tensor) -> Tensor:
+    """How fast each label's log-probability moves along ``-gradient`` (a descent step).
+
+    The directional derivative, in float64: a confident ``q``'s log-probabilities
+    barely move, so a finite step would round their change to zero.
+
+    Shapes: scores ``(B, 1, n)``, gradient ``(B, n)`` -> ``(B, K)``.
+    """
+    scores = scores.detach().double().requires_grad_()
+    log_probs = model.latent.log_probs(scores).squeeze(-2)
+    slopes = []
+    for label in range(log_probs.shape[-1]):
+        (slope,) = torch.autograd.grad(log_probs[:, label].sum(), scores, retain_graph=True)
+        slopes.append(-(slope.squeeze(-2) * gradient).sum(-1))
+    return torch.stack(slopes, -1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -219,8 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     for checkpoint in args.checkpoints:
         for row in checkpoint_rows(args, checkpoint):
             append_row(BENCHMARK, row, COLUMNS)
-            body.append([str(row[c]) for c in COLUMNS[:9]])
-    print(markdown(COLUMNS[:9], body))
+            body.append([str(row[c]) for c in COLUMNS[:10]])
+    print(markdown(COLUMNS[:10], body))
 
 
 if __name__ == "__main__":
