@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from _common import markdown
 from _results import append_row
+from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
 from catlight.cli import CatlightCLI
@@ -88,7 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_model(args: argparse.Namespace, checkpoint: Path) -> tuple[SemiSupervisedVAE, object]:
+def load_model(
+    args: argparse.Namespace, checkpoint: Path
+) -> tuple[SemiSupervisedVAE, LightningDataModule]:
     """The config's model with the checkpoint's weights, and its data module."""
     config_name = f"exact_{args.parameterization}.yaml"
     config = ROOT / "configs" / "semisupervised" / args.data_set / config_name
@@ -104,7 +107,14 @@ def load_model(args: argparse.Namespace, checkpoint: Path) -> tuple[SemiSupervis
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     # the training estimator's buffers (temperature, step count) are not the model's
     state = {k: v for k, v in state.items() if not k.startswith("latent.estimator.")}
-    cli.model.load_state_dict(state)
+    try:
+        cli.model.load_state_dict(state)
+    except RuntimeError as error:
+        raise SystemExit(
+            f"{checkpoint}: its weights do not fit the {args.parameterization} M2 of "
+            f"configs/semisupervised/{args.data_set} (pass the --parameterization it was "
+            f"trained with):\n{error}"
+        ) from error
     return cli.model.eval(), cli.datamodule
 
 
