@@ -30,18 +30,22 @@ label costs. Rows go to ``docs/results/m2_gradient_bias.csv``.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
 import torch
 from _common import markdown
 from _results import append_row
+from _semisupervised_runs import build
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
-from catlight.cli import CatlightCLI
-from catlight.latent import DiscreteLatent, GumbelSoftmax, StraightThroughGumbelSoftmax
+from catlight.latent import (
+    DiscreteLatent,
+    GumbelSoftmax,
+    StraightThroughGumbelSoftmax,
+    categorical_kl,
+)
 from catlight.tasks.semisupervised import SemiSupervisedVAE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,15 +99,7 @@ def load_model(
     """The config's model with the checkpoint's weights, and its data module."""
     config_name = f"exact_{args.parameterization}.yaml"
     config = ROOT / "configs" / "semisupervised" / args.data_set / config_name
-    cli = CatlightCLI(
-        args=[
-            "--config", str(config),
-            "--data.init_args.data_dir", str(args.data_dir),
-            "--data.init_args.download", "false",
-            "--data.init_args.binarization", args.binarization,
-        ],
-        run=False,
-    )  # fmt: skip
+    cli = build(config, args, ["--data.init_args.binarization", args.binarization])
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     # the training estimator's buffers (temperature, step count) are not the model's
     state = {k: v for k, v in state.items() if not k.startswith("latent.estimator.")}
@@ -134,8 +130,7 @@ def exact_gradient(model: SemiSupervisedVAE, scores: Tensor, costs: Tensor) -> T
     """
     scores = scores.detach().double().requires_grad_()
     log_probs = model.latent.log_probs(scores).squeeze(-2)
-    kl = (log_probs.exp() * (log_probs + math.log(log_probs.shape[-1]))).sum(-1)
-    bound = (log_probs.exp() * costs.double()).sum(-1) + kl
+    bound = (log_probs.exp() * costs.double()).sum(-1) + categorical_kl(log_probs)
     (gradient,) = torch.autograd.grad(bound.sum(), scores)
     return gradient.squeeze(-2)
 
