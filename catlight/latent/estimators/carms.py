@@ -134,9 +134,10 @@ class CARMS(MultiSampleEstimator):
         upper_reverse = start_mass - lower_in_base + after_start
         upper = torch.cat([upper_forward, upper_reverse], dim=1)
         lower = upper - sample_probs.unsqueeze(1)
-        joint = _rectangle(lower, upper, copula_dim)  # [M, F, n, n]
+        pairs = torch.triu_indices(self.num_samples, self.num_samples, 1, device=device)
+        joint = _pair_rectangles(lower, upper, pairs, copula_dim)  # [M, F, P]
         joint = joint.mean(1) if self.unbiased else joint[rows, chosen]
-        weights = _importance_weights(joint, sample_probs)  # [M, n, n]
+        weights = _importance_weights(joint, sample_probs, pairs)  # [M, n, n]
 
         batch_shape = log_probs.shape[:-1]
         samples = one_hot(indices.t().reshape(self.num_samples, *batch_shape), num_categories)
@@ -156,35 +157,46 @@ class CARMS(MultiSampleEstimator):
         return (1 - simplex[:, : self.num_samples]).pow(copula_dim - 1)
 
 
-def _rectangle(low: Tensor, high: Tensor, copula_dim: int) -> Tensor:
-    """``P(u_i in [low_i, high_i], u_j in [low_j, high_j])`` for all pairs i, j.
+def _pair_rectangles(low: Tensor, high: Tensor, pairs: Tensor, copula_dim: int) -> Tensor:
+    """``P(u_i in [low_i, high_i], u_j in [low_j, high_j])`` for each pair ``i < j``.
 
     The pair CDF of the Dirichlet copula is ``C(a, b) = max(a^e + b^e - 1, 0)^(d-1)``
     with ``e = 1/(d-1)``; the rectangle mass is ``C(h, h) - C(l, h) - C(h, l) + C(l, l)``.
-    The powers ``^e`` are taken once per sample, not once per pair.
+    The copula is exchangeable, so the mass is symmetric in ``i, j`` and only the
+    ``P = n(n-1)/2`` pairs above the diagonal are computed. The powers ``^e`` are taken
+    once per sample, not once per pair.
 
-    Shapes: ``(..., n), (..., n) -> (..., n, n)``.
+    Shapes: ``(..., n), (..., n), (2, P) -> (..., P)``.
     """
     exponent = 1.0 / (copula_dim - 1)
     low_power = low.clamp(min=0).pow(exponent)
     high_power = high.clamp(min=0).pow(exponent)
+    first, second = pairs
+    low_first = low_power.index_select(-1, first) - 1
+    high_first = high_power.index_select(-1, first) - 1
+    low_second = low_power.index_select(-1, second)
+    high_second = high_power.index_select(-1, second)
 
-    def cdf(first_power: Tensor, second_power: Tensor) -> Tensor:
-        inner = first_power.unsqueeze(-1) + second_power.unsqueeze(-2) - 1
-        return inner.clamp_(min=0).pow_(copula_dim - 1)
+    def cdf(first_power_minus_one: Tensor, second_power: Tensor) -> Tensor:
+        return (first_power_minus_one + second_power).clamp_(min=0).pow_(copula_dim - 1)
 
-    mass = cdf(high_power, high_power) - cdf(low_power, high_power)
-    mass -= cdf(high_power, low_power)
-    mass += cdf(low_power, low_power)
+    mass = cdf(high_first, high_second) - cdf(low_first, high_second)
+    mass -= cdf(high_first, low_second)
+    mass += cdf(low_first, low_second)
     return mass.clamp_(min=0)
 
 
-def _importance_weights(joint: Tensor, sample_probs: Tensor) -> Tensor:
-    """``w_ij = q(z_i) q(z_j) / P_joint(z_i, z_j)``, zero on the diagonal.
+def _importance_weights(joint: Tensor, sample_probs: Tensor, pairs: Tensor) -> Tensor:
+    """``w_ij = q(z_i) q(z_j) / P_joint(z_i, z_j)``, symmetric, zero on the diagonal.
 
-    Shapes: joint ``(M, n, n)``, sample_probs ``(M, n)`` -> ``(M, n, n)``.
+    Shapes: joint ``(M, P)`` for the pairs ``i < j``, sample_probs ``(M, n)``,
+    pairs ``(2, P)`` -> ``(M, n, n)``.
     """
-    independent = sample_probs.unsqueeze(2) * sample_probs.unsqueeze(1)
-    weights = independent / joint.clamp(min=torch.finfo(torch.float64).tiny)
-    eye = torch.eye(joint.shape[-1], dtype=torch.bool, device=joint.device)
-    return weights.masked_fill(eye, 0.0).float()
+    first, second = pairs
+    independent = sample_probs[:, first] * sample_probs[:, second]
+    pair_weights = (independent / joint.clamp(min=torch.finfo(torch.float64).tiny)).float()
+    num_samples = sample_probs.shape[-1]
+    weights = pair_weights.new_zeros(joint.shape[0], num_samples, num_samples)
+    weights[:, first, second] = pair_weights
+    weights[:, second, first] = pair_weights
+    return weights
