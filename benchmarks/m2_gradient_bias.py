@@ -248,9 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     """Every checkpoint's rows: printed as a table and appended to the CSV."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     body = []
     for checkpoint in args.checkpoints:
+        torch.manual_seed(args.seed)  # a checkpoint's rows do not depend on its place
         for row in checkpoint_rows(args, checkpoint):
             append_row(BENCHMARK, row, COLUMNS)
             body.append([str(row[c]) for c in COLUMNS[:10]])
